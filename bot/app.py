@@ -1,0 +1,131 @@
+"""The composition root: builds engine, core, channels, web app and dispatcher, and runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Protocol
+
+import uvicorn
+from sqlalchemy.engine import Engine
+from starlette.routing import BaseRoute
+
+from bot import db
+from bot.chat import ChatCore
+from bot.clock import Clock, system_clock
+from bot.i18n import UserError
+from bot.settings import Settings
+from bot.web import EmbeddedServer, build_web_app
+from handlers.registry import build_router
+from scheduler.dispatcher import Dispatcher
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_GRACE = 8.0  # seconds; `duban run` must be down within 10 s of SIGTERM
+
+
+class Channel(Protocol):
+    """A running chat platform connection."""
+
+    platform: str
+
+    async def start(self) -> None:
+        """Connect and begin receiving."""
+
+    async def stop(self) -> None:
+        """Stop receiving, finish what is in flight, disconnect."""
+
+    def routes(self) -> list[BaseRoute]:
+        """Web routes this channel needs (webhooks, callbacks)."""
+        ...
+
+
+def configured_channels(settings: Settings) -> list[str]:
+    """The platforms whose settings are complete."""
+    found = []
+    if settings.telegram_bot_token is not None:
+        found.append("telegram")
+    return found
+
+
+class DubanApp:
+    """Everything `duban run` runs, owned in one place."""
+
+    def __init__(
+        self, settings: Settings, *, clock: Clock = system_clock, engine: Engine | None = None
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.engine = engine or db.make_engine(settings.database_url)
+        self.router = build_router()
+        self.core = ChatCore(self.engine, settings, self.router, clock=clock)
+        self.channels: list[Channel] = []
+        if settings.telegram_bot_token is not None:
+            if settings.telegram_webhook_url and settings.telegram_webhook_secret is None:
+                raise UserError("run.webhook_secret")
+            from bot.channels.telegram import TelegramChannel
+
+            telegram = TelegramChannel(settings, self.core, self.engine, self.router)
+            self.core.add_messenger(telegram.messenger)
+            self.channels.append(telegram)
+        self.dispatcher = Dispatcher(self.engine, self.core.messengers, clock=clock)
+        self.core.after_commit.append(self.dispatcher.deliver_due)
+        routes = [route for channel in self.channels for route in channel.routes()]
+        self.web = build_web_app(routes, status={"channels": [c.platform for c in self.channels]})
+        self._server: EmbeddedServer | None = None
+        self._server_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Migrate, start the web app and the channels, and send what was left pending."""
+        await asyncio.to_thread(db.upgrade, self.engine)
+        config = uvicorn.Config(
+            self.web,
+            host=self.settings.web_host,
+            port=self.settings.web_port,
+            log_level="warning",
+            lifespan="off",
+        )
+        self._server = EmbeddedServer(config)
+        self._server_task = asyncio.create_task(self._server.serve())
+        while not self._server.started:
+            if self._server_task.done():
+                await self._server_task  # raises why it could not start
+                raise RuntimeError("the web server stopped during start-up")
+            await asyncio.sleep(0.02)
+        for channel in self.channels:
+            await channel.start()
+        await self.dispatcher.deliver_due()
+        log.info("Duban running: channels %s", [c.platform for c in self.channels])
+
+    @property
+    def web_port(self) -> int:
+        """The port the web app listens on (useful when WEB_PORT=0)."""
+        assert self._server is not None
+        return int(self._server.servers[0].sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        """Stop the channels (finishing updates in flight), then the web app."""
+        for channel in reversed(self.channels):
+            try:
+                await asyncio.wait_for(channel.stop(), SHUTDOWN_GRACE)
+            except Exception:
+                log.exception("stopping %s failed", channel.platform)
+        if self._server is not None and self._server_task is not None:
+            self._server.should_exit = True
+            await asyncio.wait_for(self._server_task, SHUTDOWN_GRACE)
+        self.engine.dispose()
+        log.info("Duban stopped")
+
+    async def run_until_signal(self) -> None:
+        """Run until SIGTERM or SIGINT, then shut down cleanly."""
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            log.info("shutting down")
+            await self.stop()

@@ -1,0 +1,304 @@
+"""The Telegram channel on python-telegram-bot 22, used as the transport only.
+
+Updates become the core's IncomingMessage at the edge. Long polling by default; webhook mode
+when TELEGRAM_WEBHOOK_URL is set, served by the web app under /telegram/webhook with the
+secret header checked in constant time before the body is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from telegram import (
+    BotCommand,
+    BotCommandScopeChat,
+    BotCommandScopeDefault,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyParameters,
+    Update,
+)
+from telegram.error import TelegramError
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
+
+from bot.chat import ChatCore
+from bot.events import Button, EventKind, IncomingMessage, SentMessage, split_text
+from bot.i18n import Translator
+from bot.models import Contact, Role
+from bot.router import Router
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "telegram"
+MAX_MESSAGE = 4096
+MAX_CAPTION = 1024
+MAX_WEBHOOK_BODY = 1 << 20
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+ALLOWED_UPDATES = ["message", "callback_query"]
+
+
+def file_url_for(base_url: str) -> str:
+    """The file download base that goes with a Bot API base (…/bot -> …/file/bot)."""
+    head, sep, _ = base_url.rstrip("/").rpartition("/bot")
+    return f"{head}/file/bot" if sep else base_url
+
+
+def to_event(update: Update) -> IncomingMessage | None:
+    """Translate a Telegram update into the core's event (None: not for the bot)."""
+    user = update.effective_user
+    if user is None or user.is_bot:
+        return None
+    if update.callback_query is not None:
+        query = update.callback_query
+        message = query.message
+        chat_id = message.chat.id if message is not None else user.id
+        return IncomingMessage(
+            platform=PLATFORM,
+            chat_id=str(chat_id),
+            sender_id=str(user.id),
+            update_id=str(update.update_id),
+            kind=EventKind.button,
+            button_data=query.data or "",
+            message_id=str(message.message_id) if message is not None else None,
+            sender_name=user.full_name,
+        )
+    message = update.message
+    if message is None or message.chat.type != "private":
+        return None  # edits, channel posts and group chatter are not reports
+    reply_to = message.reply_to_message
+    return IncomingMessage(
+        platform=PLATFORM,
+        chat_id=str(message.chat.id),
+        sender_id=str(user.id),
+        update_id=str(update.update_id),
+        text=message.text or "",
+        kind=EventKind.text if message.text is not None else EventKind.unsupported,
+        message_id=str(message.message_id),
+        reply_to_message_id=str(reply_to.message_id) if reply_to is not None else None,
+        sender_name=user.full_name,
+    )
+
+
+def _markup(buttons: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | None:
+    if not buttons:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in buttons]
+    )
+
+
+class TelegramMessenger:
+    """Sends for the core through a PTB Bot (rate limited by PTB's AIORateLimiter)."""
+
+    platform = PLATFORM
+
+    def __init__(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
+        self._application = application
+
+    def _sent(self, message: Message) -> SentMessage:
+        return SentMessage(PLATFORM, str(message.chat.id), str(message.message_id))
+
+    async def send_text(
+        self,
+        chat_id: str,
+        text: str,
+        *,
+        buttons: tuple[tuple[Button, ...], ...] = (),
+        reply_to: str | None = None,
+    ) -> SentMessage:
+        """Send text split at 4096 characters on line boundaries; buttons go on the last part."""
+        chunks = split_text(text, MAX_MESSAGE)
+        message: Message | None = None
+        for index, chunk in enumerate(chunks):
+            last = index == len(chunks) - 1
+            reply = (
+                ReplyParameters(message_id=int(reply_to), allow_sending_without_reply=True)
+                if reply_to and index == 0
+                else None
+            )
+            message = await self._application.bot.send_message(
+                chat_id=int(chat_id),
+                text=chunk,
+                reply_markup=_markup(buttons) if last else None,
+                reply_parameters=reply,
+            )
+        assert message is not None
+        return self._sent(message)
+
+    async def send_file(
+        self, chat_id: str, path: Path, *, caption: str | None = None
+    ) -> SentMessage:
+        """Send a document."""
+        with path.open("rb") as handle:
+            message = await self._application.bot.send_document(
+                chat_id=int(chat_id),
+                document=handle,
+                filename=path.name,
+                caption=caption[:MAX_CAPTION] if caption else None,
+            )
+        return self._sent(message)
+
+    async def send_photo(
+        self, chat_id: str, path: Path, *, caption: str | None = None
+    ) -> SentMessage:
+        """Send a picture."""
+        with path.open("rb") as handle:
+            message = await self._application.bot.send_photo(
+                chat_id=int(chat_id),
+                photo=handle,
+                caption=caption[:MAX_CAPTION] if caption else None,
+            )
+        return self._sent(message)
+
+
+class TelegramChannel:
+    """Owns the PTB Application: polling or webhook, the command menu, start and stop."""
+
+    platform = PLATFORM
+
+    def __init__(self, settings: Settings, core: ChatCore, engine: Engine, router: Router) -> None:
+        token = settings.telegram_bot_token
+        if token is None:
+            raise ValueError("TELEGRAM_BOT_TOKEN is not set")
+        self.settings = settings
+        self.core = core
+        self.engine = engine
+        self.router = router
+        self.webhook = bool(settings.telegram_webhook_url)
+        builder = (
+            ApplicationBuilder()
+            .token(token.get_secret_value())
+            .base_url(settings.telegram_api_base_url)
+            .base_file_url(file_url_for(settings.telegram_api_base_url))
+            .rate_limiter(
+                AIORateLimiter(
+                    overall_max_rate=settings.telegram_max_rate,
+                    max_retries=settings.telegram_max_retries,
+                )
+            )
+        )
+        if self.webhook:
+            builder = builder.updater(None)
+        self.application = builder.build()
+        self.application.add_handler(TypeHandler(Update, self._on_update))
+        self.application.add_error_handler(self._on_error)
+        self.messenger = TelegramMessenger(self.application)
+
+    async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Hands one update to the core (acknowledging a button click first)."""
+        if update.callback_query is not None:
+            try:
+                await update.callback_query.answer()
+            except TelegramError as exc:
+                log.warning("answerCallbackQuery failed: %s", exc)
+        event = to_event(update)
+        if event is not None:
+            await self.core.handle(event)
+
+    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+        log.error("Telegram error: %s", context.error, exc_info=context.error)
+
+    def _command_sets(self) -> tuple[list[BotCommand], dict[int, list[BotCommand]]]:
+        t = Translator(self.settings.locale)
+
+        def commands(role: Role) -> list[BotCommand]:
+            return [BotCommand(r.name, t(f"cmd.{r.name}")) for r in self.router.commands_for(role)]
+
+        per_chat: dict[int, list[BotCommand]] = {}
+        with Session(self.engine) as session:
+            for contact in session.exec(
+                select(Contact).where(
+                    col(Contact.telegram_id).is_not(None), Contact.role != Role.official
+                )
+            ):
+                assert contact.telegram_id is not None
+                per_chat[contact.telegram_id] = commands(contact.role)
+        return commands(Role.official), per_chat
+
+    async def _set_commands(self) -> None:
+        default, per_chat = await asyncio.to_thread(self._command_sets)
+        bot = self.application.bot
+        await bot.set_my_commands(default, scope=BotCommandScopeDefault())
+        for chat_id, commands in per_chat.items():
+            try:
+                await bot.set_my_commands(commands, scope=BotCommandScopeChat(chat_id))
+            except TelegramError as exc:  # a chat the bot cannot reach yet
+                log.warning("setMyCommands for a chat failed: %s", exc)
+
+    async def start(self) -> None:
+        """Connect, set the command menu, and start polling or register the webhook."""
+        app = self.application
+        await app.initialize()
+        await self._set_commands()
+        await app.start()
+        if self.webhook:
+            secret = self.settings.telegram_webhook_secret
+            assert secret is not None
+            await app.bot.set_webhook(
+                url=str(self.settings.telegram_webhook_url),
+                secret_token=secret.get_secret_value(),
+                allowed_updates=ALLOWED_UPDATES,
+            )
+            log.info("Telegram webhook registered")
+        else:
+            assert app.updater is not None
+            await app.bot.delete_webhook()
+            await app.updater.start_polling(
+                allowed_updates=ALLOWED_UPDATES,
+                poll_interval=0.0,
+                timeout=self.settings.telegram_poll_timeout,
+            )
+            log.info("Telegram long polling started")
+
+    async def stop(self) -> None:
+        """Stop fetching, finish the updates in flight, and close the connections."""
+        app = self.application
+        if app.updater is not None and app.updater.running:
+            await app.updater.stop()
+        if app.running:
+            await app.stop()
+        await app.shutdown()
+
+    def routes(self) -> list[BaseRoute]:
+        """The webhook route for the web app (none in polling mode)."""
+        if not self.webhook:
+            return []
+        return [Route("/telegram/webhook", self._webhook, methods=["POST"])]
+
+    async def _webhook(self, request: Request) -> Response:
+        """Checks the secret header in constant time, then processes the update."""
+        secret = self.settings.telegram_webhook_secret
+        given = request.headers.get(SECRET_HEADER, "")
+        if secret is None or not hmac.compare_digest(
+            given.encode(), secret.get_secret_value().encode()
+        ):
+            log.warning("Telegram webhook call with a wrong or missing secret refused")
+            return Response(status_code=403)
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_WEBHOOK_BODY):
+            return Response(status_code=413)
+        body = await request.body()
+        if len(body) > MAX_WEBHOOK_BODY:
+            return Response(status_code=413)
+        try:
+            data = json.loads(body)
+            update = Update.de_json(data, self.application.bot)
+        except (ValueError, TypeError, KeyError):
+            log.warning("Telegram webhook body is not an update")
+            return Response(status_code=400)
+        # Processed before answering: a crash before the answer makes Telegram send it again,
+        # and the core's dedupe makes the second delivery harmless.
+        await self.application.process_update(update)
+        return Response(status_code=200)

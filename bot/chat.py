@@ -1,0 +1,269 @@
+"""The chat core: deduplicate an update, find its sender, run its handler, deliver the replies.
+
+A handler runs in one database transaction together with the processed-update row, so an
+update has its effect once or not at all. Replies are sent after the commit; notices to other
+people go through the outbox in the same transaction, so they are never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from bot.clock import Clock, system_clock
+from bot.events import (
+    Button,
+    EventKind,
+    IncomingMessage,
+    Messenger,
+    Outgoing,
+    SentMessage,
+    deliver,
+)
+from bot.i18n import Translator, UserError
+from bot.models import Contact, MessageLink, Outbox, Plan, ProcessedUpdate, Role
+from bot.router import Router
+from bot.services import audit
+from bot.services.plans import current_plan
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 4000
+
+
+def find_sender(session: Session, platform: str, sender_id: str) -> Contact | None:
+    """The active contact behind a platform account, or None."""
+    query = select(Contact).where(Contact.active == True)  # noqa: E712
+    if platform == "telegram":
+        if not sender_id.lstrip("-").isdigit():
+            return None
+        query = query.where(Contact.telegram_id == int(sender_id))
+    elif platform == "wecom":
+        query = query.where(Contact.wecom_userid == sender_id)
+    elif platform == "console":
+        query = query.where(Contact.name == sender_id)
+    else:
+        return None
+    return session.exec(query).first()
+
+
+def chat_address(contact: Contact) -> tuple[str, str] | None:
+    """The (platform, chat id) where a contact is reached privately, or None when unbound."""
+    if contact.telegram_id is not None:
+        return "telegram", str(contact.telegram_id)
+    if contact.wecom_userid:
+        return "wecom", contact.wecom_userid
+    return None
+
+
+@dataclass
+class ChatContext:
+    """What a handler sees: the event, the sender, the database, and a way to answer."""
+
+    event: IncomingMessage
+    contact: Contact | None
+    session: Session
+    settings: Settings
+    t: Translator
+    now: datetime
+    router: Router
+    args: str = ""
+    outgoing: list[Outgoing] = field(default_factory=list)
+    _notices: int = 0
+
+    @property
+    def role(self) -> Role | None:
+        """The sender's role, or None for an unknown sender."""
+        return self.contact.role if self.contact else None
+
+    @property
+    def actor(self) -> str:
+        """The sender as the audit log names them."""
+        return audit.actor_of(self.contact.id if self.contact else None)
+
+    @cached_property
+    def plan(self) -> Plan:
+        """The current plan (a UserError when none is imported)."""
+        return current_plan(self.session)
+
+    def reply(
+        self,
+        text: str,
+        *,
+        buttons: tuple[tuple[Button, ...], ...] = (),
+        link_item_id: int | None = None,
+    ) -> None:
+        """Answer in the sender's chat."""
+        self.outgoing.append(
+            Outgoing(
+                chat_id=self.event.chat_id,
+                text=text,
+                buttons=buttons,
+                link_item_id=link_item_id,
+                link_contact_id=self.contact.id if self.contact else None,
+            )
+        )
+
+    def say(self, key: str, **params: Any) -> None:
+        """Answer with a catalog message."""
+        self.reply(self.t(key, **params))
+
+    def notify(self, contact: Contact, text: str, *, item_id: int | None = None) -> None:
+        """Tell another contact something, through the outbox (delivered even after a crash)."""
+        self._notices += 1
+        key = f"notice:{self.event.platform}:{self.event.update_id}:{contact.id}:{self._notices}"
+        self.session.add(
+            Outbox(
+                dedupe_key=key,
+                kind="notice",
+                contact_id=contact.id,
+                item_id=item_id,
+                payload={"text": text},
+                due_at=self.now,
+            )
+        )
+
+    def audit(self, action: str, **detail: Any) -> None:
+        """Write an admin action to the audit log."""
+        audit.record(self.session, actor=self.actor, action=action, **detail)
+
+
+def record_link(engine: Engine, sent: SentMessage, out: Outgoing) -> None:
+    """Remember which item a sent message was about, so a reply to it ties back."""
+    with Session(engine) as session:
+        session.add(
+            MessageLink(
+                platform=sent.platform,
+                chat_id=sent.chat_id,
+                message_id=sent.message_id,
+                item_id=out.link_item_id,
+                contact_id=out.link_contact_id,
+            )
+        )
+        try:
+            session.commit()
+        except IntegrityError:  # the same message recorded already
+            session.rollback()
+
+
+Notify = Callable[[], Awaitable[object]]
+
+
+class ChatCore:
+    """Runs every incoming event through dedupe, sender lookup, the router and delivery."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        router: Router,
+        *,
+        clock: Clock = system_clock,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.router = router
+        self.clock = clock
+        self.t = Translator(settings.locale)
+        self.messengers: dict[str, Messenger] = {}
+        self.after_commit: list[Notify] = []  # e.g. the outbox dispatcher's kick
+
+    def add_messenger(self, messenger: Messenger) -> None:
+        """Make a channel available for replies and notices."""
+        self.messengers[messenger.platform] = messenger
+
+    async def handle(self, event: IncomingMessage) -> list[Outgoing] | None:
+        """Process one event and deliver its replies; None when it was a duplicate."""
+        outgoing = await asyncio.to_thread(self.process, event)
+        if outgoing is None:
+            return None
+        messenger = self.messengers.get(event.platform)
+        for out in outgoing:
+            if messenger is None:
+                log.warning("no messenger for %s; reply dropped", event.platform)
+                break
+            try:
+                sent = await deliver(messenger, out)
+            except Exception:
+                log.exception("sending a reply on %s failed", event.platform)
+                continue
+            if out.link_item_id is not None:
+                await asyncio.to_thread(record_link, self.engine, sent, out)
+        for kick in self.after_commit:
+            await kick()
+        return outgoing
+
+    def _mark_processed(self, session: Session, event: IncomingMessage) -> bool:
+        session.add(ProcessedUpdate(platform=event.platform, update_key=event.update_id))
+        try:
+            session.flush()
+        except IntegrityError:
+            session.rollback()
+            return False
+        return True
+
+    def process(self, event: IncomingMessage) -> list[Outgoing] | None:
+        """Dedupe and handle an event in one transaction; returns the replies to send."""
+        now = self.clock()
+        with Session(self.engine, expire_on_commit=False) as session:
+            if not self._mark_processed(session, event):
+                log.info("duplicate update %s:%s ignored", event.platform, event.update_id)
+                return None
+            ctx = ChatContext(
+                event=event,
+                contact=find_sender(session, event.platform, event.sender_id),
+                session=session,
+                settings=self.settings,
+                t=self.t,
+                now=now,
+                router=self.router,
+            )
+            try:
+                self._dispatch(ctx)
+                session.commit()
+                return ctx.outgoing
+            except UserError as exc:
+                message = exc.render(self.t)
+            except Exception:
+                log.exception("handler failed for %s update %s", event.platform, event.update_id)
+                message = self.t("chat.internal_error")
+            # Bad input or a failure changes nothing but still counts as processed.
+            session.rollback()
+            if not self._mark_processed(session, event):
+                return None
+            session.commit()
+            return [Outgoing(chat_id=event.chat_id, text=message)]
+
+    def _dispatch(self, ctx: ChatContext) -> None:
+        event = ctx.event
+        if event.kind == EventKind.unsupported:
+            ctx.say("chat.text_only")
+            return
+        if event.kind == EventKind.text and len(event.text) > MAX_TEXT:
+            raise UserError("chat.too_long", max=MAX_TEXT, length=len(event.text))
+        match = self.router.match(event)
+        if ctx.contact is None:
+            if match is not None and match.route.unbound:
+                ctx.args = match.args
+                match.route.handler(ctx)
+            else:
+                ctx.say("chat.unknown_sender")
+            return
+        if match is None:
+            if event.kind == EventKind.button:
+                raise UserError("chat.stale_button")
+            raise UserError("chat.unknown_command", command=event.text.split()[0][:32])
+        if ctx.contact.role not in match.route.roles:
+            raise UserError("chat.not_allowed", command=match.route.name)
+        ctx.args = match.args
+        match.route.handler(ctx)

@@ -1,0 +1,94 @@
+"""User-facing text: message catalogs per locale (zh-CN default, English with LOCALE=en)."""
+
+from __future__ import annotations
+
+import string
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.db import resource_dir
+
+LOCALES = ("zh-CN", "en")
+DEFAULT_LOCALE = "zh-CN"
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses a key given twice (PyYAML keeps the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+@cache
+def _catalog(locale: str) -> dict[str, str]:
+    """The flat catalog of a locale: templates/locales/<locale>.yaml plus <locale>.*.yaml parts."""
+    folder: Path = resource_dir("templates") / "locales"
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, node: Any, source: str) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), value, source)
+            return
+        if prefix in flat:
+            raise ValueError(f"{source}: message key {prefix!r} is defined twice")
+        flat[prefix] = str(node).rstrip("\n")
+
+    for path in [folder / f"{locale}.yaml", *sorted(folder.glob(f"{locale}.*.yaml"))]:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
+        walk("", data, path.name)
+    return flat
+
+
+def catalog_keys(locale: str) -> set[str]:
+    """The message keys a locale defines."""
+    return set(_catalog(locale))
+
+
+def placeholders(locale: str, key: str) -> set[str]:
+    """The named placeholders of one message."""
+    fmt = string.Formatter()
+    return {name for _, name, _, _ in fmt.parse(_catalog(locale)[key]) if name}
+
+
+class Translator:
+    """Renders message keys in one locale."""
+
+    def __init__(self, locale: str = DEFAULT_LOCALE) -> None:
+        self.locale = locale if locale in LOCALES else DEFAULT_LOCALE
+
+    def __call__(self, key: str, **params: Any) -> str:
+        """Render the message key with its parameters."""
+        template = _catalog(self.locale).get(key) or _catalog(DEFAULT_LOCALE)[key]
+        return template.format(**params)
+
+
+class UserError(Exception):
+    """Bad input from a person: rendered in their locale, and nothing is changed."""
+
+    def __init__(self, key: str, **params: Any) -> None:
+        super().__init__(key)
+        self.key = key
+        self.params = params
+
+    def render(self, t: Translator) -> str:
+        """The message in the translator's locale (nested errors one per line)."""
+        params = {
+            name: "\n".join(e.render(t) for e in value)
+            if isinstance(value, list) and all(isinstance(e, UserError) for e in value)
+            else value
+            for name, value in self.params.items()
+        }
+        return t(self.key, **params)
+
+    def __str__(self) -> str:
+        return self.render(Translator("en"))

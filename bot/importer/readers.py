@@ -1,0 +1,247 @@
+"""Reading plan files into text or into paragraphs and tables.
+
+Text files (``read_text_file``)
+    The encoding is decided from the bytes, in this order:
+
+    1. a UTF-8 byte order mark: UTF-8;
+    2. a UTF-16 byte order mark (little or big endian): UTF-16;
+    3. otherwise UTF-8 if the bytes are valid UTF-8, else GB18030, a superset of GBK and
+       GB2312 (what Chinese Windows saves as "ANSI").
+
+    A file without a UTF-16 mark that holds a NUL byte, or in which more than 5% of the
+    bytes are control characters other than tab, line feed, carriage return, vertical tab and
+    form feed, is binary and refused; so is decoded text (UTF-16) with the same traits.
+    In UTF-8 and GB18030 every byte below 0x80 is ASCII, so the test on the raw bytes is
+    exact for both.
+
+    The text is then normalised, and only this much: line breaks (``\\r\\n``, ``\\r`` and the
+    other breaks ``str.splitlines`` knows) become ``\\n``; whitespace at the end of each line
+    (including the full-width space U+3000, tabs and zero-width spaces) is removed, and so
+    are blank lines at the end and a stray byte order mark at the start of a line. Leading
+    whitespace and leading blank lines are kept (YAML indentation and line numbers, and the
+    leading empty cells of tab-separated tables, depend on them). There is deliberately no
+    Unicode (NFKC) normalisation: it would rewrite the document's own full-width punctuation.
+
+Word files (``read_docx``)
+    A ``.docx`` is read with python-docx into ``DocxContent``: the body's paragraphs and its
+    top-level tables, each in document order (paragraphs and tables inside a content control
+    are included; headers, footers, text boxes and footnotes are not). Empty paragraphs are
+    dropped; soft line breaks inside a paragraph stay as ``\\n``. ``table_positions[k]`` is
+    the number of (kept) paragraphs that come before table ``k``, so the paragraphs around a
+    table can be found.
+
+    A table is a list of rows, a row a list of cell texts (the cell's paragraphs joined with
+    ``\\n``, each line stripped). Merged cells are resolved so columns stay aligned:
+
+    * a cell spanning several columns gives its text in its first column and ``""`` in the
+      others (a heading row spanning the table has one non-empty cell);
+    * a cell merged over several rows gives its text in every row it covers (a unit or a
+      section written once for several tasks applies to each of them);
+    * grid columns a row skips at its start or end are ``""``.
+
+Errors are ``PlanFormatError`` with a one-line message that names the file and says what is
+wrong, e.g. ``plan.docx: not a valid .docx file (not a zip archive)``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from docx import Document
+from docx.oxml.ns import qn
+from docx.oxml.table import CT_Tbl
+from docx.oxml.text.paragraph import CT_P
+from docx.oxml.xmlchemy import BaseOxmlElement
+from docx.table import Table
+from docx.text.paragraph import Paragraph
+from docx.types import ProvidesStoryPart
+
+from bot.importer.model import PlanFormatError
+
+# Control bytes that do not occur in text: C0 controls except \t \n \v \f \r, and DEL.
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), *range(0x0E, 0x20), 0x7F])
+_CONTROL_CHARS = frozenset(chr(b) for b in _CONTROL_BYTES)
+_MAX_CONTROL_SHARE = 0.05
+# Removed from line ends in addition to what str.rstrip removes (which includes U+3000).
+_ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
+# The first bytes of an OLE compound file: an old .doc, or an encrypted Office document.
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
+@dataclass
+class DocxContent:
+    """The text of a .docx: body paragraphs and tables, each in document order."""
+
+    paragraphs: list[str] = field(default_factory=list)
+    tables: list[list[list[str]]] = field(default_factory=list)
+    # table_positions[k]: how many paragraphs come before tables[k]
+    table_positions: list[int] = field(default_factory=list)
+
+
+def read_text_file(path: Path) -> str:
+    """Read a plan text file (UTF-8, UTF-16 with BOM or GB18030) into normalised text."""
+    data = _read_bytes(path)
+    if data.startswith(codecs.BOM_UTF8):
+        text = _decode(path, data[len(codecs.BOM_UTF8) :], "utf-8", "UTF-8")
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        text = _decode(path, data, "utf-16", "UTF-16")
+        if _text_looks_binary(text):
+            raise PlanFormatError(f"{path.name}: not a text file (binary content)")
+    else:
+        if _bytes_look_binary(data):
+            raise PlanFormatError(f"{path.name}: not a text file (binary content)")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            text = _decode(path, data, "gb18030", "UTF-8 and GB18030")
+    text = normalise_text(text)
+    if not text.strip():
+        raise PlanFormatError(f"{path.name}: the file is empty")
+    return text
+
+
+def normalise_text(text: str) -> str:
+    """Unify line breaks to \\n, strip line ends and drop blank lines at the end."""
+    lines = [line.rstrip().rstrip(_ZERO_WIDTH).rstrip() for line in text.splitlines()]
+    lines = [line.lstrip("\ufeff") for line in lines]
+    while lines and not lines[-1]:
+        lines.pop()
+    return "\n".join(lines)
+
+
+def read_docx(path: Path) -> DocxContent:
+    """Read the body paragraphs and tables of a .docx file, in document order."""
+    _check_docx_package(path)
+    try:
+        document = Document(str(path))
+    except Exception as exc:  # python-docx raises many kinds for a damaged package
+        raise PlanFormatError(
+            f"{path.name}: not a valid .docx file (cannot read the Word document: {_one_line(exc)})"
+        ) from exc
+    content = DocxContent()
+    try:
+        for block in _iter_blocks(document.element.body, document):
+            if isinstance(block, Paragraph):
+                text = _clean_cell_text(block.text)
+                if text:
+                    content.paragraphs.append(text)
+            else:
+                content.table_positions.append(len(content.paragraphs))
+                content.tables.append(_table_rows(block))
+    except PlanFormatError:
+        raise
+    except Exception as exc:  # malformed merges and the like
+        raise PlanFormatError(
+            f"{path.name}: not a valid .docx file (damaged document content: {_one_line(exc)})"
+        ) from exc
+    return content
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise _read_error(path, exc) from exc
+
+
+def _read_head(path: Path) -> bytes:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(_OLE_MAGIC))
+    except OSError as exc:
+        raise _read_error(path, exc) from exc
+
+
+def _read_error(path: Path, exc: OSError) -> PlanFormatError:
+    if isinstance(exc, FileNotFoundError):
+        return PlanFormatError(f"{path}: no such file")
+    if isinstance(exc, IsADirectoryError):
+        return PlanFormatError(f"{path}: is a directory, not a plan file")
+    return PlanFormatError(
+        f"{path.name}: cannot read the file ({exc.strerror or type(exc).__name__})"
+    )
+
+
+def _decode(path: Path, data: bytes, encoding: str, tried: str) -> str:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise PlanFormatError(f"{path.name}: cannot decode the text (tried {tried})") from exc
+
+
+def _bytes_look_binary(data: bytes) -> bool:
+    if b"\x00" in data:
+        return True
+    controls = len(data) - len(data.translate(None, _CONTROL_BYTES))
+    return controls > len(data) * _MAX_CONTROL_SHARE
+
+
+def _text_looks_binary(text: str) -> bool:
+    if "\x00" in text:
+        return True
+    controls = sum(1 for ch in text if ch in _CONTROL_CHARS)
+    return controls > len(text) * _MAX_CONTROL_SHARE
+
+
+def _check_docx_package(path: Path) -> None:
+    """Refuse early, with a clear reason, what python-docx would fail on obscurely."""
+    head = _read_head(path)
+    if not zipfile.is_zipfile(path):
+        if head.startswith(_OLE_MAGIC):
+            raise PlanFormatError(
+                f"{path.name}: not a valid .docx file (it is an old .doc file or an encrypted "
+                "document; save it as .docx without a password)"
+            )
+        raise PlanFormatError(f"{path.name}: not a valid .docx file (not a zip archive)")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise PlanFormatError(
+            f"{path.name}: not a valid .docx file (damaged zip archive: {_one_line(exc)})"
+        ) from exc
+    if "word/document.xml" not in names:
+        raise PlanFormatError(f"{path.name}: not a valid .docx file (no word/document.xml)")
+
+
+def _iter_blocks(
+    element: BaseOxmlElement, parent: ProvidesStoryPart
+) -> Iterator[Paragraph | Table]:
+    """Paragraphs and tables directly in ``element``, looking inside content controls."""
+    for child in element:
+        if isinstance(child, CT_P):
+            yield Paragraph(child, parent)
+        elif isinstance(child, CT_Tbl):
+            yield Table(child, parent)
+        elif child.tag == qn("w:sdt"):
+            content = child.find(qn("w:sdtContent"))
+            if isinstance(content, BaseOxmlElement):
+                yield from _iter_blocks(content, parent)
+
+
+def _table_rows(table: Table) -> list[list[str]]:
+    rows: list[list[str]] = []
+    for row in table.rows:
+        texts: list[str] = [""] * row.grid_cols_before
+        previous = None
+        for cell in row.cells:
+            # a horizontally merged cell is yielded once per grid column it spans
+            texts.append("" if cell is previous else _clean_cell_text(cell.text))
+            previous = cell
+        texts.extend([""] * row.grid_cols_after)
+        rows.append(texts)
+    return rows
+
+
+def _clean_cell_text(text: str) -> str:
+    lines = (line.strip().strip(_ZERO_WIDTH).strip() for line in text.splitlines())
+    return "\n".join(line for line in lines if line)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__

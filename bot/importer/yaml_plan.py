@@ -1,0 +1,366 @@
+"""The plain YAML form, for plans that are not Chinese official documents.
+
+Schema::
+
+    plan:
+      title: Acme 2024 plan          # required, text
+      doc_number: ACME-2024-01       # optional, text
+      issuer: Acme Ltd               # optional, text
+      issued_on: 2024-01-15          # optional, date YYYY-MM-DD
+      contact_name: Jane Doe         # optional, text
+      contact_phone: "0750-3503835"  # optional, text (quote it: 0750... is an octal number)
+    sections:                        # required, a non-empty list
+      - title: Grow the business     # required, text
+        items:                       # optional list (a section may be empty)
+          - title: Open two offices  # required, text
+            number: 1                # optional positive whole number, unique in the plan;
+                                     #   default: the previous item's number + 1 (first: 1)
+            body: More detail.       # optional, text
+            lead_units: [Sales]      # optional, a list of texts; one text is one unit
+            support_units: [HR, Finance]  # optional, like lead_units
+            deadline: 2024-06-30     # optional, date YYYY-MM-DD
+            targets:                 # optional list; when the key is absent the targets are
+                                     #   extracted from title + body (extract_targets);
+                                     #   [] means none
+              - metric: offices opened   # required, text
+                comparator: ">="         # required, one of >=, >, <=, <, =, decrease,
+                                         #   increase (quote >=, >, <=, <)
+                value: 2                 # required, a number
+                unit: ""                 # optional, text, default ""
+                text: open two offices   # optional, text, the phrase the target comes from;
+                                         #   default "<metric> <comparator> <value><unit>"
+                additive: false          # optional, true/false, default false
+
+Rules:
+
+* The plan needs at least one item. Sections are numbered 1, 2, ... in order and labelled
+  with that number; an item's label is its number.
+* Fields not listed above are errors (a misspelt ``dealine`` must not vanish silently), and
+  so are keys given twice in one mapping.
+* Text fields accept numbers too (``title: 2024`` is the text "2024"), not true/false.
+  Whole numbers written with a leading zero (``0750123``) stay text.
+* Dates are ``YYYY-MM-DD``; an impossible date such as 2024-02-30 is "not a date".
+* The file is read like any text file (UTF-8, UTF-16 with BOM, or GB18030) and parsed with
+  a subclass of ``yaml.SafeLoader`` that only adds the duplicate-key check and the
+  leading-zero and invalid-date rules above.
+
+Errors are ``PlanFormatError`` with one line naming the file and the path of the bad field::
+
+    plan.yaml: sections[1].items[0].deadline: not a date (expected YYYY-MM-DD, e.g. 2024-06-30)
+    plan.yaml: YAML syntax error at line 7, column 18: mapping values are not allowed here
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Hashable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, ScalarNode
+
+from bot.importer.model import (
+    COMPARATORS,
+    ParsedItem,
+    ParsedPlan,
+    ParsedSection,
+    ParsedTarget,
+    PlanFormatError,
+)
+from bot.importer.readers import read_text_file
+from bot.importer.table_plan import join_sentences
+from bot.importer.targets import extract_targets
+
+PLAN_FIELDS = ("title", "doc_number", "issuer", "issued_on", "contact_name", "contact_phone")
+SECTION_FIELDS = ("title", "items")
+ITEM_FIELDS = (
+    "title",
+    "number",
+    "body",
+    "lead_units",
+    "support_units",
+    "deadline",
+    "targets",
+)
+TARGET_FIELDS = ("metric", "comparator", "value", "unit", "text", "additive")
+_DATE_HINT = "expected YYYY-MM-DD, e.g. 2024-06-30"
+_ISO_DATE = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}$")
+
+
+class _PlanLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys and keeps odd scalars as text."""
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:
+                continue  # unhashable: the base class reports it
+            if duplicate:
+                raise ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_int(self, node: ScalarNode) -> int | str:  # type: ignore[override]
+        raw = str(node.value)
+        if len(raw) > 1 and raw.startswith("0") and raw.isdigit():
+            return raw  # a phone number, not an octal
+        return super().construct_yaml_int(node)
+
+    def construct_yaml_timestamp(self, node: ScalarNode) -> date | str:  # type: ignore[override]
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:
+            return str(node.value)  # reported as "not a date"
+
+    def construct_value_str(self, node: ScalarNode) -> str:
+        return str(node.value)  # YAML 1.1 resolves a bare "=" to the "value" tag
+
+
+_PlanLoader.add_constructor("tag:yaml.org,2002:int", _PlanLoader.construct_yaml_int)
+_PlanLoader.add_constructor("tag:yaml.org,2002:timestamp", _PlanLoader.construct_yaml_timestamp)
+_PlanLoader.add_constructor("tag:yaml.org,2002:value", _PlanLoader.construct_value_str)
+
+
+def parse_yaml_plan(path: Path) -> ParsedPlan:
+    """Read a plan written in the plain YAML form."""
+    text = read_text_file(path)
+    return parse_yaml_text(text, source=path.name)
+
+
+def parse_yaml_text(text: str, *, source: str = "plan.yaml") -> ParsedPlan:
+    """Parse the text of a plan written in the plain YAML form."""
+    try:
+        data = yaml.load(text, Loader=_PlanLoader)  # a SafeLoader subclass: safe
+    except yaml.MarkedYAMLError as exc:
+        raise PlanFormatError(f"{source}: {_syntax_message(exc, text)}") from exc
+    except yaml.YAMLError as exc:
+        raise PlanFormatError(f"{source}: YAML syntax error: {_one_line(str(exc))}") from exc
+    return _Validator(source).plan(data)
+
+
+def _syntax_message(exc: yaml.MarkedYAMLError, text: str) -> str:
+    mark = exc.problem_mark or exc.context_mark
+    problem = _one_line(exc.problem or exc.context or "invalid YAML")
+    if mark is None:
+        return f"YAML syntax error: {problem}"
+    message = f"YAML syntax error at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+    lines = text.splitlines()
+    if mark.line < len(lines) and re.search(r"comparator:\s*[<>]", lines[mark.line]):
+        message += ' (quote the comparator, e.g. comparator: ">=")'
+    return message
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _describe(value: object) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        shown = value if len(value) <= 30 else value[:27] + "..."
+        return f"the text {shown!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, date):
+        return f"the date {value.isoformat()}"
+    return type(value).__name__
+
+
+class _Validator:
+    """Turns the loaded YAML data into a ParsedPlan, naming the bad field on error."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def error(self, where: str, problem: str) -> PlanFormatError:
+        if not where:
+            return PlanFormatError(f"{self.source}: {problem}")
+        return PlanFormatError(f"{self.source}: {where}: {problem}")
+
+    def mapping(self, value: object, where: str, fields: tuple[str, ...]) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.error(
+                where, f"expected a mapping with {', '.join(fields)}, got {_describe(value)}"
+            )
+        for key in value:
+            if key not in fields:
+                raise self.error(
+                    where, f"unknown field {str(key)!r} (expected one of: {', '.join(fields)})"
+                )
+        return value
+
+    def text(self, value: object, where: str, *, required: bool = False) -> str | None:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if required:
+                raise self.error(where, "missing (required)")
+            return None
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise self.error(where, f"not text (got {_describe(value)})")
+        return str(value).strip()
+
+    def required_text(self, value: object, where: str) -> str:
+        text = self.text(value, where, required=True)
+        assert text is not None
+        return text
+
+    def date(self, value: object, where: str) -> date | None:
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            return value.date()
+        if isinstance(value, date):
+            return value
+        if isinstance(value, str) and _ISO_DATE.match(value.strip()):
+            try:
+                year, month, day = (int(part) for part in value.strip().split("-"))
+                return date(year, month, day)
+            except ValueError:
+                pass
+        raise self.error(where, f"not a date ({_DATE_HINT})")
+
+    def units(self, value: object, where: str) -> list[str]:
+        if value is None:
+            return []
+        if isinstance(value, str | int | float) and not isinstance(value, bool):
+            return [self.required_text(value, where)]
+        if not isinstance(value, list):
+            raise self.error(where, f"expected a list of unit names, got {_describe(value)}")
+        units: list[str] = []
+        for index, entry in enumerate(value):
+            unit = self.required_text(entry, f"{where}[{index}]")
+            if unit not in units:
+                units.append(unit)
+        return units
+
+    def plan(self, data: object) -> ParsedPlan:
+        if data is None:
+            raise self.error("", "no YAML data (the file holds only comments)")
+        top = self.mapping(data, "top level", ("plan", "sections"))
+        if "plan" not in top:
+            raise self.error("plan", "missing (required: a mapping with at least a title)")
+        header = self.mapping(top["plan"], "plan", PLAN_FIELDS)
+        plan = ParsedPlan(
+            title=self.required_text(header.get("title"), "plan.title"),
+            doc_number=self.text(header.get("doc_number"), "plan.doc_number"),
+            issuer=self.text(header.get("issuer"), "plan.issuer"),
+            issued_on=self.date(header.get("issued_on"), "plan.issued_on"),
+            contact_name=self.text(header.get("contact_name"), "plan.contact_name"),
+            contact_phone=self.text(header.get("contact_phone"), "plan.contact_phone"),
+        )
+        sections = top.get("sections")
+        if sections is None:
+            raise self.error("sections", "missing (required: a list of sections)")
+        if not isinstance(sections, list) or not sections:
+            raise self.error("sections", f"expected a list of sections, got {_describe(sections)}")
+        numbers: dict[int, str] = {}
+        for position, raw_section in enumerate(sections, start=1):
+            where = f"sections[{position - 1}]"
+            section = self.mapping(raw_section, where, SECTION_FIELDS)
+            plan.sections.append(
+                ParsedSection(
+                    number=position,
+                    label=str(position),
+                    title=self.required_text(section.get("title"), f"{where}.title"),
+                )
+            )
+            items = section.get("items")
+            if items is None:
+                continue
+            if not isinstance(items, list):
+                raise self.error(
+                    f"{where}.items", f"expected a list of items, got {_describe(items)}"
+                )
+            for index, raw_item in enumerate(items):
+                plan.items.append(self.item(raw_item, f"{where}.items[{index}]", position, numbers))
+        if not plan.items:
+            raise self.error("sections", "no items (add at least one item to a section)")
+        return plan
+
+    def item(self, raw: object, where: str, section: int, numbers: dict[int, str]) -> ParsedItem:
+        item = self.mapping(raw, where, ITEM_FIELDS)
+        title = self.required_text(item.get("title"), f"{where}.title")
+        body = self.text(item.get("body"), f"{where}.body") or ""
+        number = item.get("number")
+        if number is None:
+            number = (next(reversed(numbers)) if numbers else 0) + 1
+        elif isinstance(number, bool) or not isinstance(number, int) or number < 1:
+            raise self.error(
+                f"{where}.number", f"not a positive whole number (got {_describe(number)})"
+            )
+        if number in numbers:
+            raise self.error(
+                f"{where}.number", f"duplicate item number {number} (also {numbers[number]})"
+            )
+        numbers[number] = where
+        if "targets" in item:
+            targets = self.targets(item["targets"], f"{where}.targets")
+        else:
+            targets = extract_targets(join_sentences((title, body)))
+        return ParsedItem(
+            number=number,
+            label=str(number),
+            section=section,
+            title=title,
+            body=body,
+            lead_units=self.units(item.get("lead_units"), f"{where}.lead_units"),
+            support_units=self.units(item.get("support_units"), f"{where}.support_units"),
+            deadline=self.date(item.get("deadline"), f"{where}.deadline"),
+            targets=targets,
+        )
+
+    def targets(self, raw: object, where: str) -> list[ParsedTarget]:
+        if raw is None:
+            return []
+        if not isinstance(raw, list):
+            raise self.error(where, f"expected a list of targets, got {_describe(raw)}")
+        targets: list[ParsedTarget] = []
+        for index, entry in enumerate(raw):
+            at = f"{where}[{index}]"
+            target = self.mapping(entry, at, TARGET_FIELDS)
+            metric = self.required_text(target.get("metric"), f"{at}.metric")
+            comparator = target.get("comparator")
+            if comparator is None:
+                raise self.error(f"{at}.comparator", "missing (required)")
+            if comparator not in COMPARATORS:
+                raise self.error(
+                    f"{at}.comparator",
+                    f"{_describe(comparator)} is not one of {', '.join(COMPARATORS)}",
+                )
+            value = target.get("value")
+            if value is None:
+                raise self.error(f"{at}.value", "missing (required)")
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise self.error(f"{at}.value", f"not a number (got {_describe(value)})")
+            unit = self.text(target.get("unit"), f"{at}.unit") or ""
+            additive = target.get("additive", False)
+            if not isinstance(additive, bool):
+                raise self.error(
+                    f"{at}.additive", f"expected true or false, got {_describe(additive)}"
+                )
+            text = self.text(target.get("text"), f"{at}.text") or (
+                f"{metric} {comparator} {value:g}{unit}"
+            )
+            targets.append(
+                ParsedTarget(
+                    text=text,
+                    metric=metric,
+                    comparator=str(comparator),
+                    value=float(value),
+                    unit=unit,
+                    additive=additive,
+                )
+            )
+        return targets

@@ -1,0 +1,297 @@
+"""The data model: plans, items, targets, contacts, assignments, reports and delivery state.
+
+Times are stored in UTC (naive in the database, made aware on the way out) and shown
+in the plan's time zone.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Return the current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC and returned aware in UTC."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given; use an aware datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+def _ts(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+def _created() -> Any:
+    return Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+def _enum(enum_type: type[enum.StrEnum]) -> sa.Enum:
+    """An enum stored as its value in a VARCHAR(16) (no native type, no CHECK constraint)."""
+    return sa.Enum(
+        enum_type,
+        native_enum=False,
+        create_constraint=False,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+def _json_list() -> Any:
+    return Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+
+
+class Role(enum.StrEnum):
+    """What a contact may do."""
+
+    admin = "admin"
+    leader = "leader"
+    official = "official"
+
+
+class AssignmentRole(enum.StrEnum):
+    """Lead (牵头) or support (配合)."""
+
+    lead = "lead"
+    support = "support"
+
+
+class ReportStatus(enum.StrEnum):
+    """The status word of a progress report."""
+
+    not_started = "not_started"
+    in_progress = "in_progress"
+    delayed = "delayed"
+    done = "done"
+
+
+class Plan(SQLModel, table=True):
+    """An annual work plan, as imported from its document."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(index=True, unique=True)
+    doc_number: str | None = None
+    issuer: str | None = None
+    issued_on: date | None = None
+    contact_name: str | None = None
+    contact_phone: str | None = None
+    source_file: str | None = None
+    created_at: datetime = _created()
+    updated_at: datetime = _created()
+
+
+class Section(SQLModel, table=True):
+    """A top-level section of a plan (一、二、...)."""
+
+    __table_args__ = (sa.UniqueConstraint("plan_id", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    plan_id: int = Field(foreign_key="plan.id", index=True, ondelete="CASCADE")
+    number: int
+    label: str
+    title: str
+    leader_id: int | None = Field(default=None, foreign_key="contact.id", ondelete="SET NULL")
+
+
+class WorkItem(SQLModel, table=True):
+    """A numbered work item: what people report on."""
+
+    __tablename__ = "work_item"
+    __table_args__ = (sa.UniqueConstraint("plan_id", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    plan_id: int = Field(foreign_key="plan.id", index=True, ondelete="CASCADE")
+    section_id: int = Field(foreign_key="section.id", index=True, ondelete="CASCADE")
+    number: int
+    label: str
+    title: str
+    body: str = ""
+    subsection: str | None = None
+    lead_units: list[str] = _json_list()
+    support_units: list[str] = _json_list()
+    suggested_deadline: date | None = None
+    deadline: date | None = None
+    removed_at: datetime | None = _ts()
+
+
+class Target(SQLModel, table=True):
+    """A quantitative target of a work item."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="work_item.id", index=True, ondelete="CASCADE")
+    position: int = 0
+    text: str
+    metric: str
+    comparator: str
+    value: float
+    unit: str = ""
+    additive: bool = False
+
+
+class Contact(SQLModel, table=True):
+    """A person Duban talks to: an official of a unit, a leader or an admin."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True)
+    unit: str = ""
+    role: Role = Field(default=Role.official, sa_type=_enum(Role))
+    telegram_id: int | None = Field(default=None, sa_type=sa.BigInteger, unique=True)
+    wecom_userid: str | None = Field(default=None, unique=True)
+    active: bool = True
+    created_at: datetime = _created()
+
+
+class Assignment(SQLModel, table=True):
+    """A contact's responsibility for a work item."""
+
+    __table_args__ = (sa.UniqueConstraint("item_id", "contact_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="work_item.id", index=True, ondelete="CASCADE")
+    contact_id: int = Field(foreign_key="contact.id", index=True, ondelete="CASCADE")
+    role: AssignmentRole = Field(default=AssignmentRole.lead, sa_type=_enum(AssignmentRole))
+    deadline: date | None = None
+    created_at: datetime = _created()
+
+
+class Report(SQLModel, table=True):
+    """A progress report on a work item."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="work_item.id", index=True, ondelete="CASCADE")
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    percent: int | None = None
+    status: ReportStatus | None = Field(default=None, sa_type=_enum(ReportStatus))
+    text: str = ""
+    source: str = "chat"  # chat | cli | import
+    entered_by_id: int | None = Field(default=None, foreign_key="contact.id")
+    superseded_by_id: int | None = Field(default=None, foreign_key="report.id")
+    withdrawn_at: datetime | None = _ts()
+    created_at: datetime = _created()
+
+
+class TargetValue(SQLModel, table=True):
+    """A value reported against one of an item's targets."""
+
+    __tablename__ = "target_value"
+
+    id: int | None = Field(default=None, primary_key=True)
+    report_id: int = Field(foreign_key="report.id", index=True, ondelete="CASCADE")
+    target_id: int = Field(foreign_key="target.id", index=True, ondelete="CASCADE")
+    value: float
+
+
+class Outbox(SQLModel, table=True):
+    """A planned outgoing message: planned once, delivered at least once, recorded once."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(unique=True)
+    kind: str
+    contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
+    item_id: int | None = Field(default=None, foreign_key="work_item.id")
+    channel: str | None = None
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    due_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
+    state: str = Field(default="pending", index=True)  # pending | sent | failed | dropped
+    attempts: int = 0
+    next_attempt_at: datetime | None = _ts()
+    last_error: str | None = None
+    sent_at: datetime | None = _ts()
+    platform_message_id: str | None = None
+    created_at: datetime = _created()
+
+
+class MessageLink(SQLModel, table=True):
+    """A message the bot sent, so a reply to it can be tied back to its item."""
+
+    __tablename__ = "message_link"
+    __table_args__ = (sa.UniqueConstraint("platform", "chat_id", "message_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str
+    chat_id: str
+    message_id: str
+    item_id: int | None = Field(default=None, foreign_key="work_item.id", ondelete="CASCADE")
+    contact_id: int | None = Field(default=None, foreign_key="contact.id", ondelete="CASCADE")
+    outbox_id: int | None = Field(default=None, foreign_key="outbox.id", ondelete="SET NULL")
+    created_at: datetime = _created()
+
+
+class ProcessedUpdate(SQLModel, table=True):
+    """An incoming platform update already handled (Telegram update_id, WeCom MsgId)."""
+
+    __tablename__ = "processed_update"
+    __table_args__ = (sa.UniqueConstraint("platform", "update_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str
+    update_key: str
+    processed_at: datetime = _created()
+
+
+class Invite(SQLModel, table=True):
+    """A one-time code that binds a chat account to a contact."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True, ondelete="CASCADE")
+    code_hash: str = Field(unique=True)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    used_at: datetime | None = _ts()
+    created_at: datetime = _created()
+
+
+class AuditLog(SQLModel, table=True):
+    """Who did what: every admin action."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _created()
+    actor: str  # "cli", or "contact:<id>"
+    action: str
+    detail: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+
+
+class PendingChoice(SQLModel, table=True):
+    """A report waiting for its sender to pick which item it is about (one button per item)."""
+
+    __tablename__ = "pending_choice"
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True, ondelete="CASCADE")
+    text: str
+    candidates: list[int] = _json_list()  # item numbers offered
+    created_at: datetime = _created()
+    resolved_at: datetime | None = _ts()
+
+
+class BindAttempt(SQLModel, table=True):
+    """A /start CODE attempt, kept to lock out guessing (five wrong codes: one hour)."""
+
+    __tablename__ = "bind_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform: str
+    sender_id: str = Field(index=True)
+    ok: bool = False
+    at: datetime = _created()

@@ -1,0 +1,148 @@
+"""Progress reports: record, withdraw (undo), and look up what an official has open."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from bot.i18n import UserError
+from bot.models import (
+    Assignment,
+    Contact,
+    Plan,
+    Report,
+    ReportStatus,
+    Target,
+    TargetValue,
+    WorkItem,
+)
+
+UNDO_WINDOW = timedelta(minutes=10)
+
+
+def latest_report(session: Session, item_id: int, contact_id: int | None = None) -> Report | None:
+    """The newest standing report on an item (by one contact, when given)."""
+    query = select(Report).where(
+        Report.item_id == item_id,
+        col(Report.withdrawn_at).is_(None),
+        col(Report.superseded_by_id).is_(None),
+    )
+    if contact_id is not None:
+        query = query.where(Report.contact_id == contact_id)
+    return session.exec(
+        query.order_by(col(Report.created_at).desc(), col(Report.id).desc())
+    ).first()
+
+
+def record_report(
+    session: Session,
+    *,
+    item: WorkItem,
+    contact: Contact,
+    now: datetime,
+    percent: int | None = None,
+    status: ReportStatus | None = None,
+    text: str = "",
+    values: Sequence[tuple[Target, float]] = (),
+    source: str = "chat",
+    entered_by: Contact | None = None,
+) -> Report:
+    """Record a report; an unstated percent carries over from the item's last report."""
+    if percent is not None and not 0 <= percent <= 100:
+        raise UserError("report.bad_percent", value=f"{percent}%")
+    if status == ReportStatus.done and percent is None:
+        percent = 100
+    if percent is None:
+        previous = latest_report(session, item.id or 0)
+        percent = previous.percent if previous else None
+    if status is None and percent is not None:
+        status = ReportStatus.done if percent == 100 else ReportStatus.in_progress
+    assert item.id is not None and contact.id is not None
+    report = Report(
+        item_id=item.id,
+        contact_id=contact.id,
+        percent=percent,
+        status=status,
+        text=text,
+        source=source,
+        entered_by_id=entered_by.id if entered_by else None,
+        created_at=now,
+    )
+    session.add(report)
+    session.flush()
+    assert report.id is not None
+    for target, value in values:
+        assert target.id is not None
+        session.add(TargetValue(report_id=report.id, target_id=target.id, value=value))
+    session.flush()
+    return report
+
+
+def undo_last(session: Session, contact: Contact, now: datetime) -> tuple[Report, WorkItem]:
+    """Withdraw the contact's newest report when it is less than 10 minutes old."""
+    report = session.exec(
+        select(Report)
+        .where(Report.contact_id == contact.id, col(Report.withdrawn_at).is_(None))
+        .order_by(col(Report.created_at).desc(), col(Report.id).desc())
+    ).first()
+    if report is None or now - report.created_at > UNDO_WINDOW:
+        raise UserError("undo.nothing", minutes=int(UNDO_WINDOW.total_seconds() // 60))
+    report.withdrawn_at = now
+    item = session.get(WorkItem, report.item_id)
+    assert item is not None
+    return report, item
+
+
+def assigned_items(session: Session, plan: Plan, contact: Contact) -> list[WorkItem]:
+    """The live items of the plan assigned to a contact, by number."""
+    return list(
+        session.exec(
+            select(WorkItem)
+            .join(Assignment, col(Assignment.item_id) == WorkItem.id)
+            .where(
+                Assignment.contact_id == contact.id,
+                WorkItem.plan_id == plan.id,
+                col(WorkItem.removed_at).is_(None),
+            )
+            .order_by(col(WorkItem.number))
+        )
+    )
+
+
+def open_items(session: Session, plan: Plan, contact: Contact) -> list[WorkItem]:
+    """A contact's assigned items that are not done yet."""
+    out = []
+    for item in assigned_items(session, plan, contact):
+        latest = latest_report(session, item.id or 0)
+        if latest is None or latest.status != ReportStatus.done:
+            out.append(item)
+    return out
+
+
+def is_assigned(session: Session, item: WorkItem, contact: Contact) -> bool:
+    """Whether the contact answers for the item."""
+    return (
+        session.exec(
+            select(Assignment.id).where(
+                Assignment.item_id == item.id, Assignment.contact_id == contact.id
+            )
+        ).first()
+        is not None
+    )
+
+
+def target_values(session: Session, target_ids: Sequence[int]) -> dict[int, float]:
+    """The current value of each target: the newest standing reported value."""
+    rows = session.exec(
+        select(TargetValue.target_id, TargetValue.value)
+        .join(Report, col(Report.id) == TargetValue.report_id)
+        .where(
+            col(TargetValue.target_id).in_(list(target_ids)),
+            col(Report.withdrawn_at).is_(None),
+            col(Report.superseded_by_id).is_(None),
+        )
+        .order_by(col(Report.created_at), col(Report.id))
+    )
+    return dict(rows)

@@ -1,0 +1,84 @@
+"""Settings read from the environment and `.env` (see .env.example for every key)."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_TELEGRAM_API = "https://api.telegram.org/bot"
+DEFAULT_WECOM_API = "https://qyapi.weixin.qq.com/cgi-bin/"
+
+
+class Settings(BaseSettings):
+    """Every setting Duban reads; secrets are SecretStr so they never print."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", frozen=True
+    )
+
+    database_url: str = "sqlite:///duban.db"
+    timezone: str = "Asia/Shanghai"
+    locale: Literal["zh-CN", "en"] = "zh-CN"
+    log_level: str = "INFO"
+
+    telegram_bot_token: SecretStr | None = None
+    telegram_api_base_url: str = DEFAULT_TELEGRAM_API
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_max_rate: float = Field(default=30.0, gt=0)
+    telegram_max_retries: int = Field(default=3, ge=0, le=10)
+    telegram_poll_timeout: int = Field(default=10, ge=0, le=60)
+
+    wecom_corp_id: str | None = None
+    wecom_agent_id: int | None = None
+    wecom_secret: SecretStr | None = None
+    wecom_token: SecretStr | None = None
+    wecom_aes_key: SecretStr | None = None
+    wecom_api_base_url: str = DEFAULT_WECOM_API
+    wecom_group_webhook_key: SecretStr | None = None
+
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8080, ge=0, le=65535)
+
+    invite_valid_days: int = Field(default=7, ge=1, le=365)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}, e.g. Asia/Shanghai") from None
+        return value
+
+    @field_validator(
+        "telegram_bot_token",
+        "telegram_webhook_secret",
+        "wecom_secret",
+        "wecom_token",
+        "wecom_aes_key",
+        "wecom_group_webhook_key",
+        mode="before",
+    )
+    @classmethod
+    def _empty_secret_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("telegram_webhook_url", "wecom_corp_id", "wecom_agent_id", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        """The plan's time zone."""
+        return ZoneInfo(self.timezone)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment and `.env`, with explicit overrides on top."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,143 @@
+"""The dispatcher: delivers due outbox rows through each contact's channel, at least once.
+
+A row is claimed by pushing its next attempt time past a lease before it is sent, so a
+second dispatcher (or a restart during the lease) does not send it at the same time; on
+PostgreSQL the claim uses FOR UPDATE SKIP LOCKED. A failed send is retried with exponential
+backoff, then marked failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from bot.chat import chat_address, record_link
+from bot.clock import Clock, system_clock
+from bot.events import Messenger, Outgoing, deliver
+from bot.models import Contact, Outbox
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=2)
+BASE_BACKOFF = timedelta(seconds=30)
+MAX_ATTEMPTS = 6
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """An outbox row claimed for sending, with where it goes."""
+
+    outbox_id: int
+    platform: str
+    chat_id: str
+    text: str
+    contact_id: int
+    item_id: int | None
+
+
+class Dispatcher:
+    """Sends due outbox rows; safe to run from several processes on PostgreSQL."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        messengers: dict[str, Messenger],
+        *,
+        clock: Clock = system_clock,
+        batch: int = 100,
+    ) -> None:
+        self.engine = engine
+        self.messengers = messengers
+        self.clock = clock
+        self.batch = batch
+        self._lock = asyncio.Lock()
+
+    def _claim(self, now: datetime) -> list[Claimed]:
+        claimed: list[Claimed] = []
+        with Session(self.engine) as session:
+            query = (
+                select(Outbox, Contact)
+                .join(Contact, col(Contact.id) == Outbox.contact_id)
+                .where(
+                    Outbox.state == "pending",
+                    col(Outbox.due_at) <= now,
+                    or_(col(Outbox.next_attempt_at).is_(None), col(Outbox.next_attempt_at) <= now),
+                )
+                .order_by(col(Outbox.due_at), col(Outbox.id))
+                .limit(self.batch)
+            )
+            if self.engine.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True, of=Outbox)
+            for row, contact in session.exec(query).all():
+                address = chat_address(contact)
+                if address is None or address[0] not in self.messengers:
+                    continue  # not reachable on a running channel: stays pending
+                row.next_attempt_at = now + LEASE
+                row.channel = address[0]
+                assert row.id is not None and contact.id is not None
+                claimed.append(
+                    Claimed(
+                        row.id,
+                        address[0],
+                        address[1],
+                        str(row.payload.get("text", "")),
+                        contact.id,
+                        row.item_id,
+                    )
+                )
+            session.commit()
+        return claimed
+
+    def _finish(self, claimed: Claimed, message_id: str | None, error: str | None) -> None:
+        now = self.clock()
+        with Session(self.engine) as session:
+            row = session.get(Outbox, claimed.outbox_id)
+            assert row is not None
+            if error is None:
+                row.state = "sent"
+                row.sent_at = now
+                row.platform_message_id = message_id
+                row.last_error = None
+            else:
+                row.attempts += 1
+                row.last_error = error[:500]
+                if row.attempts >= MAX_ATTEMPTS:
+                    row.state = "failed"
+                else:
+                    row.next_attempt_at = now + BASE_BACKOFF * (2 ** (row.attempts - 1))
+            session.commit()
+
+    async def deliver_due(self) -> int:
+        """Send every due row; returns how many were sent."""
+        async with self._lock:
+            sent = 0
+            while True:
+                batch = await asyncio.to_thread(self._claim, self.clock())
+                if not batch:
+                    return sent
+                for claimed in batch:
+                    messenger = self.messengers[claimed.platform]
+                    out = Outgoing(
+                        chat_id=claimed.chat_id,
+                        text=claimed.text,
+                        link_item_id=claimed.item_id,
+                        link_contact_id=claimed.contact_id,
+                    )
+                    try:
+                        result = await deliver(messenger, out)
+                    except Exception as exc:
+                        log.warning("outbox %s: send failed: %s", claimed.outbox_id, exc)
+                        await asyncio.to_thread(self._finish, claimed, None, repr(exc))
+                        continue
+                    await asyncio.to_thread(self._finish, claimed, result.message_id, None)
+                    if claimed.item_id is not None:
+                        await asyncio.to_thread(record_link, self.engine, result, out)
+                    sent += 1
+                if len(batch) < self.batch:
+                    return sent
