@@ -177,6 +177,8 @@ class ChatCore:
         self.t = Translator(settings.locale)
         self.messengers: dict[str, Messenger] = {}
         self.after_commit: list[Notify] = []  # e.g. the outbox dispatcher's kick
+        # Called with each event once it is fully handled (tests and benchmarks wait on it).
+        self.observers: list[Callable[[IncomingMessage], None]] = []
 
     def add_messenger(self, messenger: Messenger) -> None:
         """Make a channel available for replies and notices."""
@@ -184,6 +186,13 @@ class ChatCore:
 
     async def handle(self, event: IncomingMessage) -> list[Outgoing] | None:
         """Process one event and deliver its replies; None when it was a duplicate."""
+        try:
+            return await self._handle(event)
+        finally:
+            for observe in self.observers:
+                observe(event)
+
+    async def _handle(self, event: IncomingMessage) -> list[Outgoing] | None:
         outgoing = await asyncio.to_thread(self.process, event)
         if outgoing is None:
             return None

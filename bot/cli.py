@@ -92,9 +92,9 @@ def bad_input_exits(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except UserError as exc:
+        except (UserError, PlanFormatError) as exc:
             _fail(exc.render(Translator(load_settings().locale)))
-        except (PlanFormatError, db.DatabaseURLError) as exc:
+        except db.DatabaseURLError as exc:
             _fail(str(exc))
 
     return wrapper

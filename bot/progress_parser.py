@@ -274,6 +274,10 @@ _LEAD_BARE_PERCENT_RE = re.compile(
 _PROGRESS_PREFIX_RE = re.compile(rf"{_SUBJECT}*{_PROGRESS_WORD}?{_PROGRESS_FILLER}*")
 _PROGRESS_TAIL_RE = re.compile(rf"{_PROGRESS_WORD}{_PROGRESS_FILLER}*$")
 _RATE_NOUN_RE = re.compile(r"率|占比|比例|比重|覆盖")
+# Words that make a following percentage a change or a level of something else.
+_CHANGE_TAIL_RE = re.compile(
+    r"(?:下降|降低|减少|降至|降到|提高|提升|增长|增加|增幅|上升|超过|不低于|不少于|达到|占|约)\s*$"
+)
 
 _STATUS_ALT = _alternation(list(_STATUS_WORDS))
 _DONE_END = rf"(?=\s*$|\s*[，,。.!！;；、:：]|\s+(?!{NUMBER_PATTERN}|百分之))"
@@ -494,6 +498,21 @@ def _join_note(original: str, start: int, removed: list[tuple[int, int]]) -> str
     return note.strip().rstrip("、,，:：;；-—").strip()
 
 
+def _standalone_percent(norm: str, ctx_start: int, m: re.Match[str]) -> int | None:
+    """A percentage set apart by a space and ending its clause ("已召开推进会 30%") is the
+    report's percent, unless the words before it name a rate or a change ("占比 46%")."""
+    prefix = norm[ctx_start : m.start()]
+    if not prefix or not prefix[-1].isspace():
+        return None
+    if _RATE_NOUN_RE.search(prefix) or _CHANGE_TAIL_RE.search(prefix):
+        return None
+    post = _PERCENT_POST_RE.match(norm, m.end())
+    end = post.end() if post else m.end()
+    if end < len(norm) and norm[end] not in _BREAKS:
+        return None
+    return len(prefix)
+
+
 def parse_report_text(text: str, *, command: bool = False) -> ParsedReport:
     """Read item reference, percent, status, numbers and note from one progress message."""
     if len(text) > MAX_REPORT_LENGTH:
@@ -549,6 +568,8 @@ def parse_report_text(text: str, *, command: bool = False) -> ParsedReport:
         ctx_start, ctx_end = _clause_start(scan, m.start())
         if unit == "%" and percent is None:
             progress_start = _progress_start(norm[ctx_start : m.start()])
+            if progress_start is None:
+                progress_start = _standalone_percent(norm, ctx_start, m)
             if progress_start is not None:
                 raw_percent = f"百分之{raw}" if m.group("per") is not None else f"{raw}%"
                 percent = _to_percent(raw_percent, value)

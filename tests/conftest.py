@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, SQLModel
 
 from bot import db
+from tests.fakes import FakeTelegram
 
 PG_ADMIN_URL = os.environ.get(
     "DUBAN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -127,3 +128,23 @@ def session(engine: Engine) -> Iterator[Session]:
 def sample_plan() -> Path:
     """The bundled sample plan (江门市教育局2023年工作要点)."""
     return SAMPLE_PLAN
+
+
+@pytest.fixture(autouse=True)
+def _ptb_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PTB 22 warns on every RetryAfter unless this opt-in is set (Duban sets it too)."""
+    monkeypatch.setenv("PTB_TIMEDELTA", "1")
+
+
+@pytest.fixture(scope="module")
+def _shared_telegram() -> Iterator[FakeTelegram]:
+    with FakeTelegram() as fake:
+        yield fake
+
+
+@pytest.fixture
+def server(_shared_telegram: FakeTelegram) -> Iterator[FakeTelegram]:
+    """The fake Telegram Bot API (one per module, reset for each test)."""
+    _shared_telegram.reset()
+    yield _shared_telegram
+    assert _shared_telegram.internal_errors == []

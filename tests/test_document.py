@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.i18n import Translator
 from bot.importer.document import parse_plan_lines
 from bot.importer.model import ParsedPlan, PlanFormatError
 
@@ -295,6 +296,9 @@ def test_no_structure_is_an_error() -> None:
         "(expected sections like 一、... and items like 1. ...)"
     )
     assert "\n" not in str(caught.value)
+    assert caught.value.render(Translator("zh-CN")).startswith(
+        "not_a_plan.txt：没有找到工作计划的层次结构。"
+    )
 
 
 @pytest.mark.parametrize("lines", [[], [""], ["   ", "\u3000\u3000", "\t"]])

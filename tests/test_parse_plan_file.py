@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import codecs
+import re
 from datetime import date
 from pathlib import Path
 
 import pytest
 from docx import Document
 
+from bot.i18n import LOCALES, Translator, catalog_keys, placeholders
 from bot.importer.model import ParsedPlan, PlanFormatError
 from bot.importer.parse import parse_plan_file
 
@@ -29,6 +31,7 @@ def error_of(path: Path) -> str:
         parse_plan_file(path)
     message = str(err.value)
     assert "\n" not in message
+    assert message == err.value.render(Translator("en"))
     return message
 
 
@@ -299,3 +302,121 @@ def test_directory(tmp_path: Path) -> None:
     path = tmp_path / "plans.txt"
     path.mkdir()
     assert error_of(path) == f"{path}: is a directory, not a plan file"
+
+
+# ---- messages in both locales -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "chinese"),
+    [
+        pytest.param("plan.txt", b"\n \n", "plan.txt：文件是空的。", id="empty"),
+        pytest.param(
+            "plan.txt",
+            b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+            "plan.txt：不是文本文件（内容为二进制）。请提供 .txt、.docx 或 .yaml 格式的工作计划。",
+            id="binary",
+        ),
+        pytest.param(
+            "plan.txt",
+            "一、任务".encode() + b"\x80",
+            "plan.txt：无法识别文本编码（已尝试 UTF-8 与 GB18030）。"
+            "请另存为 UTF-8 编码的文本文件。",
+            id="undecodable",
+        ),
+        pytest.param(
+            "plan.txt",
+            "床前明月光，疑是地上霜。\n".encode(),
+            "plan.txt：没有找到工作计划的层次结构。应有“一、……”这样的板块和“1. ……”这样的事项。",
+            id="no-structure",
+        ),
+        pytest.param(
+            "plan.docx",
+            b"not a zip",
+            "plan.docx：不是有效的 .docx 文件（不是 zip 压缩包）。",
+            id="docx-not-zip",
+        ),
+        pytest.param(
+            "plan.doc",
+            b"\xd0\xcf\x11\xe0",
+            "plan.doc：不支持旧版 .doc 格式，请在 Word 或 WPS 中另存为 .docx 后再导入。",
+            id="old-doc",
+        ),
+        pytest.param(
+            "plan.xlsx",
+            b"x",
+            "plan.xlsx：不支持 .xlsx 表格文件。请将表格另存为制表符分隔的文本（.txt）后再导入，"
+            "也可使用 .docx 或 .yaml（或 .yml）格式。",
+            id="sheet",
+        ),
+        pytest.param(
+            "acme.yml",
+            b"plan:\n  title: x\n",
+            "acme.yml：缺少 sections（必填，板块列表）。",
+            id="yaml-sections-missing",
+        ),
+        pytest.param(
+            "acme.yaml",
+            b"plan:\n  title: x\nsections:\n  - title: s\n    items:\n"
+            b"      - title: t\n        deadline: 2024/06/30\n",
+            "acme.yaml：sections[0].items[0].deadline 不是有效日期，"
+            "应为 YYYY-MM-DD，例如 2024-06-30。",
+            id="yaml-not-a-date",
+        ),
+        pytest.param(
+            "acme.yaml",
+            b"plan:\n  title: x\nsections:\n  - title: s\n    items:\n"
+            b"      - title: t\n        number: one\n",
+            "acme.yaml：sections[0].items[0].number 应为正整数，实际是文本“one”。",
+            id="yaml-bad-number",
+        ),
+        pytest.param(
+            "acme.yaml",
+            b"- a\n",
+            "acme.yaml：顶层 应为包含 plan, sections 的映射，实际是列表。",
+            id="yaml-top-level",
+        ),
+        pytest.param(
+            "acme.yaml",
+            b"plan:\n  title: a: b\nsections: []\n",
+            "acme.yaml：YAML 语法错误（第 2 行第 11 列）：mapping values are not allowed here",
+            id="yaml-syntax",
+        ),
+    ],
+)
+def test_errors_in_chinese(tmp_path: Path, name: str, data: bytes, chinese: str) -> None:
+    with pytest.raises(PlanFormatError) as err:
+        parse_plan_file(write(tmp_path, name, data))
+    message = err.value.render(Translator("zh-CN"))
+    assert message == chinese
+    assert message.startswith(f"{name}：") and "\n" not in message
+    assert str(err.value).startswith(f"{name}: ")  # English through str()
+
+
+def test_missing_file_in_chinese(tmp_path: Path) -> None:
+    path = tmp_path / "nope.txt"
+    with pytest.raises(PlanFormatError) as err:
+        parse_plan_file(path)
+    assert err.value.render(Translator("zh-CN")) == f"{path}：文件不存在，请检查路径是否正确。"
+
+
+def test_importer_keys_in_both_locales_with_the_same_placeholders() -> None:
+    zh, en = ({k for k in catalog_keys(loc) if k.startswith("importer.")} for loc in LOCALES)
+    assert zh and zh == en
+    for key in zh:
+        assert placeholders("zh-CN", key) == placeholders("en", key), key
+        if ".yaml.got." not in key and key != "importer.yaml.top_level":
+            assert "file" in placeholders("en", key), f"{key} does not name the file"
+
+
+def test_the_importer_uses_exactly_the_importer_keys() -> None:
+    sources = (ROOT / "bot" / "importer").glob("*.py")
+    used = {
+        key
+        for source in sources
+        for key in re.findall(r"\"(importer\.[a-z_.]+)\"", source.read_text(encoding="utf-8"))
+    }
+    assert len(used) > 30
+    for locale in LOCALES:
+        defined = {key for key in catalog_keys(locale) if key.startswith("importer.")}
+        assert used == defined, locale

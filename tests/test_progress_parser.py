@@ -22,6 +22,12 @@ NOT_STARTED = ReportStatus.not_started
 
 # (text, command, item_ref, percent, status, note)
 CASES: list[tuple[str, bool, str | None, int | None, ReportStatus | None, str]] = [
+    # A percentage set apart at the end of a clause is the report's percent...
+    ("已召开创建推进会 30%", False, None, 30, None, "已召开创建推进会"),
+    ("已召开创建推进会 30%，下周验收", False, None, 30, None, "已召开创建推进会 下周验收"),
+    # ...but not when it names a rate or a change.
+    ("公办占比 46%", False, None, None, None, "公办占比 46%"),
+    ("近视率下降 0.3%", False, None, None, None, "近视率下降 0.3%"),
     # item reference forms
     ("9 60% 华侨实验小学主体完工", False, "9", 60, None, "华侨实验小学主体完工"),
     ("第9项 进度60%", False, "9", 60, None, ""),

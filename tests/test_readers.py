@@ -10,6 +10,7 @@ import pytest
 from docx import Document
 from docx.enum.text import WD_BREAK
 
+from bot.i18n import Translator
 from bot.importer.model import PlanFormatError
 from bot.importer.readers import read_docx, read_text_file
 
@@ -107,6 +108,27 @@ def test_undecodable_utf16(tmp_path: Path) -> None:
     with pytest.raises(PlanFormatError) as err:
         read_text_file(write(tmp_path, "plan.txt", data))
     assert str(err.value) == "plan.txt: cannot decode the text (tried UTF-16)"
+
+
+@pytest.mark.parametrize(
+    ("data", "chinese"),
+    [
+        pytest.param(
+            codecs.BOM_UTF16_LE + "任务".encode("utf-16-le") + b"\x00",
+            "plan.txt：无法识别文本内容（已按 UTF-16 编码尝试）。请另存为 UTF-8 编码的文本文件。",
+            id="utf-16",
+        ),
+        pytest.param(
+            codecs.BOM_UTF8 + b"\xff",
+            "plan.txt：无法识别文本内容（已按 UTF-8 编码尝试）。请另存为 UTF-8 编码的文本文件。",
+            id="utf-8-bom",
+        ),
+    ],
+)
+def test_undecodable_in_chinese(tmp_path: Path, data: bytes, chinese: str) -> None:
+    with pytest.raises(PlanFormatError) as err:
+        read_text_file(write(tmp_path, "plan.txt", data))
+    assert err.value.render(Translator("zh-CN")) == chinese
 
 
 def test_missing_text_file(tmp_path: Path) -> None:
@@ -214,6 +236,16 @@ def test_docx_with_a_damaged_package(tmp_path: Path) -> None:
     message = str(err.value)
     assert message.startswith("plan.docx: not a valid .docx file (cannot read the Word document: ")
     assert "\n" not in message
+
+
+def test_old_doc_in_chinese(tmp_path: Path) -> None:
+    path = write(tmp_path, "计划.docx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 504)
+    with pytest.raises(PlanFormatError) as err:
+        read_docx(path)
+    assert err.value.render(Translator("zh-CN")) == (
+        "计划.docx：不是有效的 .docx 文件，可能是旧版 .doc 文件或加密文档。"
+        "请另存为不设密码的 .docx 文件后再导入。"
+    )
 
 
 def test_missing_docx(tmp_path: Path) -> None:

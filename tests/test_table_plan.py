@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.i18n import Translator
 from bot.importer import table_plan
 from bot.importer.model import ParsedPlan, ParsedTarget, PlanFormatError
 from bot.importer.table_plan import (
@@ -330,12 +331,16 @@ def test_no_header_error() -> None:
         "t.docx: no table header found (expected columns such as 序号, 任务, 牵头单位, "
         "配合单位, 完成时限)"
     )
+    assert err.value.render(Translator("zh-CN")) == (
+        "t.docx：没有找到表头行。表头应包含“序号”“任务”“牵头单位”“配合单位”“完成时限”等列。"
+    )
 
 
 def test_header_without_rows_error() -> None:
     with pytest.raises(PlanFormatError) as err:
         parse([HEADER, ["", "", "", "", ""], ["一、党建", "", "", "", ""]])
     assert str(err.value) == "t.docx: the table has a header row but no task rows"
+    assert err.value.render(Translator("zh-CN")) == "t.docx：表格只有表头行，没有任务行。"
 
 
 @pytest.mark.parametrize(

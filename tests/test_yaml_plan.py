@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.i18n import Translator
 from bot.importer import yaml_plan
 from bot.importer.model import ParsedSection, ParsedTarget, PlanFormatError
 from bot.importer.yaml_plan import parse_yaml_plan
@@ -35,6 +36,7 @@ def error_of(tmp_path: Path, text: str) -> str:
         parse_yaml_plan(write(tmp_path, text))
     message = str(err.value)
     assert "\n" not in message
+    assert "\n" not in err.value.render(Translator("zh-CN"))
     return message
 
 
@@ -352,6 +354,51 @@ def test_gb18030_yaml(tmp_path: Path) -> None:
 )
 def test_errors(tmp_path: Path, text: str, message: str) -> None:
     assert error_of(tmp_path, text) == message
+
+
+@pytest.mark.parametrize(
+    ("text", "chinese"),
+    [
+        pytest.param(
+            MINIMAL + "        targets:\n          - {metric: m, comparator: '=>', value: 1}\n",
+            "plan.yaml：sections[0].items[0].targets[0].comparator 是文本“=>”，"
+            "应为以下之一：>=, >, <=, <, =, decrease, increase。",
+            id="comparator",
+        ),
+        pytest.param(
+            MINIMAL + "        dealine: 2024-06-30\n",
+            "plan.yaml：sections[0].items[0] 中有未知字段“dealine”（可用字段：title, number, "
+            "body, lead_units, support_units, deadline, targets），请检查拼写。",
+            id="unknown-field",
+        ),
+        pytest.param(
+            MINIMAL + "        number: 1\n      - title: Hire\n        number: 1\n",
+            "plan.yaml：sections[0].items[1].number 事项编号 1 重复"
+            "（sections[0].items[0] 已使用）。",
+            id="duplicate-number",
+        ),
+        pytest.param(
+            MINIMAL.replace("title: Acme 2024 plan", "title: yes"),
+            "plan.yaml：plan.title 应为文本，实际是布尔值（true/false）。",
+            id="not-text",
+        ),
+        pytest.param(
+            "# only a comment\n",
+            "plan.yaml：没有 YAML 数据（文件中只有注释）。",
+            id="only-comments",
+        ),
+        pytest.param(
+            MINIMAL + "        targets:\n          - metric: m\n            comparator: >=\n",
+            "plan.yaml：YAML 语法错误（第 9 行第 26 列）：expected chomping or indentation "
+            "indicators, but found '='。比较符需要加引号，例如 comparator: \">=\"",
+            id="unquoted-comparator",
+        ),
+    ],
+)
+def test_errors_in_chinese(tmp_path: Path, text: str, chinese: str) -> None:
+    with pytest.raises(PlanFormatError) as err:
+        parse_yaml_plan(write(tmp_path, text))
+    assert err.value.render(Translator("zh-CN")) == chinese
 
 
 def test_empty_yaml_file(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,10 @@ from bot.router import Router
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# Opt in to PTB 22's timedelta durations (RetryAfter.retry_after and friends): PTB reads this
+# when it builds such an object, and without it warns on every 429 it sees.
+os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 PLATFORM = "telegram"
 MAX_MESSAGE = 4096

@@ -564,14 +564,11 @@ def _heading_title(node: _Node) -> str:
 def parse_plan_lines(lines: list[str], *, source: str = "") -> ParsedPlan:
     """Parse the lines of a plan document into a ParsedPlan."""
     if not any(line.strip() for line in lines):
-        raise PlanFormatError(f"{source}: the file is empty")
+        raise PlanFormatError("importer.empty", file=source)
     paras = _join(_classify(_clean(lines)))
     heads = [i for i, p in enumerate(paras) if p.kind == HEAD]
     if not heads:
-        raise PlanFormatError(
-            f"{source}: no plan structure found "
-            "(expected sections like 一、... and items like 1. ...)"
-        )
+        raise PlanFormatError("importer.document.no_structure", file=source)
     header = _parse_header(paras, heads[0], source)
     issued_on = header.issued_on
     year_m = _YEAR.search(header.title)

@@ -4,12 +4,59 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
+
+from bot.i18n import Translator
 
 COMPARATORS = (">=", ">", "<=", "<", "=", "decrease", "increase")
 
 
+class Phrase:
+    """A localisable part of a PlanFormatError message (``importer.*`` key + params).
+
+    Used as a parameter of another message, it is rendered in that message's locale: the
+    YAML validator's "got the text 'lots'" or "top level", say.
+    """
+
+    def __init__(self, key: str, **params: Any) -> None:
+        self.key = key
+        self.params = params
+
+    def render(self, t: Translator) -> str:
+        """The phrase in the translator's locale."""
+        return t(self.key, **_rendered(self.params, t))
+
+    def __repr__(self) -> str:
+        return f"Phrase({self.key!r}, **{self.params!r})"
+
+
 class PlanFormatError(ValueError):
-    """A plan file that cannot be read as a plan; the message is one line for the user."""
+    """A plan file that cannot be read as a plan; the message is one line for the user.
+
+    It carries a message key (under ``importer.`` in templates/locales/<locale>.importer.yaml)
+    and its parameters; every message names the file. ``render(t)`` gives the message in the
+    translator's locale, ``str()`` in English.
+    """
+
+    def __init__(self, key: str, *, file: str, **params: Any) -> None:
+        super().__init__(key)
+        self.key = key
+        self.file = file
+        self.params = params
+
+    def render(self, t: Translator) -> str:
+        """The one-line message in the translator's locale."""
+        return t(self.key, file=self.file, **_rendered(self.params, t))
+
+    def __str__(self) -> str:
+        return self.render(Translator("en"))
+
+
+def _rendered(params: dict[str, Any], t: Translator) -> dict[str, Any]:
+    return {
+        name: value.render(t) if isinstance(value, Phrase) else value
+        for name, value in params.items()
+    }
 
 
 @dataclass

@@ -30,8 +30,10 @@ Tab-separated text
     way (``table_plan.plan_header_from_lines``); the default title is the file name
     without its suffix.
 
-Errors are ``PlanFormatError`` with one line naming the file: a missing path gives
-``<path>: no such file``, a directory ``<path>: is a directory, not a plan file``.
+Errors are ``PlanFormatError`` with one line naming the file (keys under ``importer.`` in
+templates/locales/<locale>.importer.yaml): a missing path gives ``<path>: no such file``
+(``importer.no_such_file``), a directory ``<path>: is a directory, not a plan file``
+(``importer.is_directory``), in English; zh-CN by default when rendered for a user.
 """
 
 from __future__ import annotations
@@ -55,7 +57,6 @@ from bot.importer.yaml_plan import parse_yaml_plan
 TEXT_SUFFIXES = (".txt", ".text", ".md", ".tsv")
 DOCX_SUFFIXES = (".docx",)
 YAML_SUFFIXES = (".yaml", ".yml")
-SUPPORTED = ".txt (also .text, .md, .tsv), .docx, .yaml (also .yml)"
 _OLD_WORD_SUFFIXES = (".doc", ".wps")
 _SHEET_SUFFIXES = (".xls", ".xlsx", ".et", ".csv")
 _SECTION_PARAGRAPH = re.compile(r"^[一二三四五六七八九十百零〇]+\s*[、.．]\s*\S")
@@ -65,9 +66,9 @@ def parse_plan_file(path: Path) -> ParsedPlan:
     """Read a plan file (.txt, .docx, .yaml, or a table) into a ParsedPlan."""
     path = Path(path)
     if not path.exists():
-        raise PlanFormatError(f"{path}: no such file")
+        raise PlanFormatError("importer.no_such_file", file=str(path))
     if path.is_dir():
-        raise PlanFormatError(f"{path}: is a directory, not a plan file")
+        raise PlanFormatError("importer.is_directory", file=str(path))
     suffix = path.suffix.lower()
     if suffix in TEXT_SUFFIXES:
         return _parse_text(path)
@@ -76,12 +77,12 @@ def parse_plan_file(path: Path) -> ParsedPlan:
     if suffix in YAML_SUFFIXES:
         return parse_yaml_plan(path)
     if suffix in _OLD_WORD_SUFFIXES:
-        raise PlanFormatError(
-            f"{path.name}: old {suffix} format is not supported; save it as .docx"
-        )
-    kind = f"{suffix} files are" if suffix else "files without a suffix are"
-    hint = "; save the sheet as tab-separated text (.txt)" if suffix in _SHEET_SUFFIXES else ""
-    raise PlanFormatError(f"{path.name}: {kind} not supported (use {SUPPORTED}){hint}")
+        raise PlanFormatError("importer.old_format", file=path.name, suffix=suffix)
+    if not suffix:
+        raise PlanFormatError("importer.unsupported.no_suffix", file=path.name)
+    if suffix in _SHEET_SUFFIXES:
+        raise PlanFormatError("importer.unsupported.sheet", file=path.name, suffix=suffix)
+    raise PlanFormatError("importer.unsupported.other", file=path.name, suffix=suffix)
 
 
 def _parse_text(path: Path) -> ParsedPlan:
@@ -102,11 +103,8 @@ def _parse_docx(path: Path) -> ParsedPlan:
     lines = [line for paragraph in content.paragraphs for line in paragraph.splitlines()]
     if not lines:
         if content.tables:
-            raise PlanFormatError(
-                f"{path.name}: no plan found (the document has no text paragraphs and its "
-                "tables have no header row such as 序号 | 任务 | 牵头单位 | 完成时限)"
-            )
-        raise PlanFormatError(f"{path.name}: the document is empty")
+            raise PlanFormatError("importer.docx.no_plan", file=path.name)
+        raise PlanFormatError("importer.docx.empty", file=path.name)
     return parse_plan_lines(lines, source=path.name)
 
 

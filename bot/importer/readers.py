@@ -40,7 +40,8 @@ Word files (``read_docx``)
     * grid columns a row skips at its start or end are ``""``.
 
 Errors are ``PlanFormatError`` with a one-line message that names the file and says what is
-wrong, e.g. ``plan.docx: not a valid .docx file (not a zip archive)``.
+wrong, e.g. ``plan.docx: not a valid .docx file (not a zip archive)`` (key
+``importer.docx.not_zip``; zh-CN by default when rendered for a user).
 """
 
 from __future__ import annotations
@@ -86,21 +87,21 @@ def read_text_file(path: Path) -> str:
     """Read a plan text file (UTF-8, UTF-16 with BOM or GB18030) into normalised text."""
     data = _read_bytes(path)
     if data.startswith(codecs.BOM_UTF8):
-        text = _decode(path, data[len(codecs.BOM_UTF8) :], "utf-8", "UTF-8")
+        text = _decode(path, data[len(codecs.BOM_UTF8) :], "utf-8")
     elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        text = _decode(path, data, "utf-16", "UTF-16")
+        text = _decode(path, data, "utf-16")
         if _text_looks_binary(text):
-            raise PlanFormatError(f"{path.name}: not a text file (binary content)")
+            raise PlanFormatError("importer.binary", file=path.name)
     else:
         if _bytes_look_binary(data):
-            raise PlanFormatError(f"{path.name}: not a text file (binary content)")
+            raise PlanFormatError("importer.binary", file=path.name)
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
-            text = _decode(path, data, "gb18030", "UTF-8 and GB18030")
+            text = _decode(path, data, "gb18030")
     text = normalise_text(text)
     if not text.strip():
-        raise PlanFormatError(f"{path.name}: the file is empty")
+        raise PlanFormatError("importer.empty", file=path.name)
     return text
 
 
@@ -120,7 +121,7 @@ def read_docx(path: Path) -> DocxContent:
         document = Document(str(path))
     except Exception as exc:  # python-docx raises many kinds for a damaged package
         raise PlanFormatError(
-            f"{path.name}: not a valid .docx file (cannot read the Word document: {_one_line(exc)})"
+            "importer.docx.unreadable", file=path.name, detail=_one_line(exc)
         ) from exc
     content = DocxContent()
     try:
@@ -136,7 +137,7 @@ def read_docx(path: Path) -> DocxContent:
         raise
     except Exception as exc:  # malformed merges and the like
         raise PlanFormatError(
-            f"{path.name}: not a valid .docx file (damaged document content: {_one_line(exc)})"
+            "importer.docx.damaged_content", file=path.name, detail=_one_line(exc)
         ) from exc
     return content
 
@@ -158,19 +159,24 @@ def _read_head(path: Path) -> bytes:
 
 def _read_error(path: Path, exc: OSError) -> PlanFormatError:
     if isinstance(exc, FileNotFoundError):
-        return PlanFormatError(f"{path}: no such file")
+        return PlanFormatError("importer.no_such_file", file=str(path))
     if isinstance(exc, IsADirectoryError):
-        return PlanFormatError(f"{path}: is a directory, not a plan file")
+        return PlanFormatError("importer.is_directory", file=str(path))
     return PlanFormatError(
-        f"{path.name}: cannot read the file ({exc.strerror or type(exc).__name__})"
+        "importer.unreadable", file=path.name, reason=exc.strerror or type(exc).__name__
     )
 
 
-def _decode(path: Path, data: bytes, encoding: str, tried: str) -> str:
+def _decode(path: Path, data: bytes, encoding: str) -> str:
+    """Decode with one encoding; GB18030 is the last resort, after UTF-8 failed."""
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise PlanFormatError(f"{path.name}: cannot decode the text (tried {tried})") from exc
+        if encoding == "gb18030":
+            raise PlanFormatError("importer.undecodable.legacy", file=path.name) from exc
+        raise PlanFormatError(
+            "importer.undecodable.bom", file=path.name, encoding=encoding.upper()
+        ) from exc
 
 
 def _bytes_look_binary(data: bytes) -> bool:
@@ -192,20 +198,17 @@ def _check_docx_package(path: Path) -> None:
     head = _read_head(path)
     if not zipfile.is_zipfile(path):
         if head.startswith(_OLE_MAGIC):
-            raise PlanFormatError(
-                f"{path.name}: not a valid .docx file (it is an old .doc file or an encrypted "
-                "document; save it as .docx without a password)"
-            )
-        raise PlanFormatError(f"{path.name}: not a valid .docx file (not a zip archive)")
+            raise PlanFormatError("importer.docx.old_or_encrypted", file=path.name)
+        raise PlanFormatError("importer.docx.not_zip", file=path.name)
     try:
         with zipfile.ZipFile(path) as archive:
             names = set(archive.namelist())
     except (zipfile.BadZipFile, OSError) as exc:
         raise PlanFormatError(
-            f"{path.name}: not a valid .docx file (damaged zip archive: {_one_line(exc)})"
+            "importer.docx.damaged_zip", file=path.name, detail=_one_line(exc)
         ) from exc
     if "word/document.xml" not in names:
-        raise PlanFormatError(f"{path.name}: not a valid .docx file (no word/document.xml)")
+        raise PlanFormatError("importer.docx.no_document_xml", file=path.name)
 
 
 def _iter_blocks(

@@ -171,10 +171,7 @@ def parse_table_rows(
     name = source or "table"
     header = find_table_header(rows)
     if header is None:
-        raise PlanFormatError(
-            f"{name}: no table header found (expected columns such as 序号, 任务, 牵头单位, "
-            "配合单位, 完成时限)"
-        )
+        raise PlanFormatError("importer.table.no_header", file=name)
     builder = _Builder(
         title=title,
         columns=header.columns,
@@ -186,7 +183,7 @@ def parse_table_rows(
         builder.add_row(list(row))
     plan = builder.finish()
     if not plan.items:
-        raise PlanFormatError(f"{name}: the table has a header row but no task rows")
+        raise PlanFormatError("importer.table.no_rows", file=name)
     return plan
 
 

@@ -44,10 +44,14 @@ Rules:
   a subclass of ``yaml.SafeLoader`` that only adds the duplicate-key check and the
   leading-zero and invalid-date rules above.
 
-Errors are ``PlanFormatError`` with one line naming the file and the path of the bad field::
+Errors are ``PlanFormatError`` with one line naming the file and the path of the bad field,
+one key per kind of problem (``importer.yaml.*``; the value found is described with
+``importer.yaml.got.*``). In English::
 
     plan.yaml: sections[1].items[0].deadline: not a date (expected YYYY-MM-DD, e.g. 2024-06-30)
     plan.yaml: YAML syntax error at line 7, column 18: mapping values are not allowed here
+
+The problem text of a syntax error is PyYAML's own, in English in every locale.
 """
 
 from __future__ import annotations
@@ -68,6 +72,7 @@ from bot.importer.model import (
     ParsedPlan,
     ParsedSection,
     ParsedTarget,
+    Phrase,
     PlanFormatError,
 )
 from bot.importer.readers import read_text_file
@@ -86,7 +91,6 @@ ITEM_FIELDS = (
     "targets",
 )
 TARGET_FIELDS = ("metric", "comparator", "value", "unit", "text", "additive")
-_DATE_HINT = "expected YYYY-MM-DD, e.g. 2024-06-30"
 _ISO_DATE = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}$")
 
 
@@ -138,45 +142,55 @@ def parse_yaml_text(text: str, *, source: str = "plan.yaml") -> ParsedPlan:
     try:
         data = yaml.load(text, Loader=_PlanLoader)  # a SafeLoader subclass: safe
     except yaml.MarkedYAMLError as exc:
-        raise PlanFormatError(f"{source}: {_syntax_message(exc, text)}") from exc
+        raise _syntax_error(exc, text, source) from exc
     except yaml.YAMLError as exc:
-        raise PlanFormatError(f"{source}: YAML syntax error: {_one_line(str(exc))}") from exc
+        raise PlanFormatError(
+            "importer.yaml.syntax_unplaced", file=source, problem=_one_line(str(exc))
+        ) from exc
     return _Validator(source).plan(data)
 
 
-def _syntax_message(exc: yaml.MarkedYAMLError, text: str) -> str:
+def _syntax_error(exc: yaml.MarkedYAMLError, text: str, source: str) -> PlanFormatError:
     mark = exc.problem_mark or exc.context_mark
     problem = _one_line(exc.problem or exc.context or "invalid YAML")
     if mark is None:
-        return f"YAML syntax error: {problem}"
-    message = f"YAML syntax error at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+        return PlanFormatError("importer.yaml.syntax_unplaced", file=source, problem=problem)
     lines = text.splitlines()
-    if mark.line < len(lines) and re.search(r"comparator:\s*[<>]", lines[mark.line]):
-        message += ' (quote the comparator, e.g. comparator: ">=")'
-    return message
+    unquoted = mark.line < len(lines) and re.search(r"comparator:\s*[<>]", lines[mark.line])
+    return PlanFormatError(
+        "importer.yaml.syntax_comparator" if unquoted else "importer.yaml.syntax",
+        file=source,
+        line=mark.line + 1,
+        column=mark.column + 1,
+        problem=problem,
+    )
 
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _describe(value: object) -> str:
+def _describe(value: object) -> Phrase:
+    """What a wrong value is, for "got ..." in a message."""
     if value is None:
-        return "nothing"
+        return Phrase("importer.yaml.got.nothing")
     if isinstance(value, bool):
-        return "true/false"
+        return Phrase("importer.yaml.got.bool")
     if isinstance(value, int | float):
-        return f"the number {value}"
+        return Phrase("importer.yaml.got.number", value=value)
     if isinstance(value, str):
         shown = value if len(value) <= 30 else value[:27] + "..."
-        return f"the text {shown!r}"
+        return Phrase("importer.yaml.got.text", value=shown)
     if isinstance(value, list):
-        return "a list"
+        return Phrase("importer.yaml.got.list")
     if isinstance(value, dict):
-        return "a mapping"
+        return Phrase("importer.yaml.got.mapping")
     if isinstance(value, date):
-        return f"the date {value.isoformat()}"
-    return type(value).__name__
+        return Phrase("importer.yaml.got.date", value=value.isoformat())
+    return Phrase("importer.yaml.got.other", value=type(value).__name__)
+
+
+_TOP_LEVEL = Phrase("importer.yaml.top_level")
 
 
 class _Validator:
@@ -185,30 +199,33 @@ class _Validator:
     def __init__(self, source: str) -> None:
         self.source = source
 
-    def error(self, where: str, problem: str) -> PlanFormatError:
-        if not where:
-            return PlanFormatError(f"{self.source}: {problem}")
-        return PlanFormatError(f"{self.source}: {where}: {problem}")
+    def error(self, key: str, where: str | Phrase | None = None, **params: Any) -> PlanFormatError:
+        """The problem ``key`` at the field path ``where`` (when the message has one)."""
+        if where is not None:
+            params["where"] = where
+        return PlanFormatError(key, file=self.source, **params)
 
-    def mapping(self, value: object, where: str, fields: tuple[str, ...]) -> dict[str, Any]:
+    def mapping(
+        self, value: object, where: str | Phrase, fields: tuple[str, ...]
+    ) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise self.error(
-                where, f"expected a mapping with {', '.join(fields)}, got {_describe(value)}"
+                "importer.yaml.not_a_mapping", where, fields=", ".join(fields), got=_describe(value)
             )
         for key in value:
             if key not in fields:
                 raise self.error(
-                    where, f"unknown field {str(key)!r} (expected one of: {', '.join(fields)})"
+                    "importer.yaml.unknown_field", where, field=str(key), fields=", ".join(fields)
                 )
         return value
 
     def text(self, value: object, where: str, *, required: bool = False) -> str | None:
         if value is None or (isinstance(value, str) and not value.strip()):
             if required:
-                raise self.error(where, "missing (required)")
+                raise self.error("importer.yaml.missing", where)
             return None
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise self.error(where, f"not text (got {_describe(value)})")
+            raise self.error("importer.yaml.not_text", where, got=_describe(value))
         return str(value).strip()
 
     def required_text(self, value: object, where: str) -> str:
@@ -229,7 +246,7 @@ class _Validator:
                 return date(year, month, day)
             except ValueError:
                 pass
-        raise self.error(where, f"not a date ({_DATE_HINT})")
+        raise self.error("importer.yaml.not_a_date", where)
 
     def units(self, value: object, where: str) -> list[str]:
         if value is None:
@@ -237,7 +254,7 @@ class _Validator:
         if isinstance(value, str | int | float) and not isinstance(value, bool):
             return [self.required_text(value, where)]
         if not isinstance(value, list):
-            raise self.error(where, f"expected a list of unit names, got {_describe(value)}")
+            raise self.error("importer.yaml.not_a_unit_list", where, got=_describe(value))
         units: list[str] = []
         for index, entry in enumerate(value):
             unit = self.required_text(entry, f"{where}[{index}]")
@@ -247,10 +264,10 @@ class _Validator:
 
     def plan(self, data: object) -> ParsedPlan:
         if data is None:
-            raise self.error("", "no YAML data (the file holds only comments)")
-        top = self.mapping(data, "top level", ("plan", "sections"))
+            raise self.error("importer.yaml.no_data")
+        top = self.mapping(data, _TOP_LEVEL, ("plan", "sections"))
         if "plan" not in top:
-            raise self.error("plan", "missing (required: a mapping with at least a title)")
+            raise self.error("importer.yaml.plan_missing")
         header = self.mapping(top["plan"], "plan", PLAN_FIELDS)
         plan = ParsedPlan(
             title=self.required_text(header.get("title"), "plan.title"),
@@ -262,9 +279,9 @@ class _Validator:
         )
         sections = top.get("sections")
         if sections is None:
-            raise self.error("sections", "missing (required: a list of sections)")
+            raise self.error("importer.yaml.sections_missing")
         if not isinstance(sections, list) or not sections:
-            raise self.error("sections", f"expected a list of sections, got {_describe(sections)}")
+            raise self.error("importer.yaml.not_a_section_list", got=_describe(sections))
         numbers: dict[int, str] = {}
         for position, raw_section in enumerate(sections, start=1):
             where = f"sections[{position - 1}]"
@@ -281,12 +298,12 @@ class _Validator:
                 continue
             if not isinstance(items, list):
                 raise self.error(
-                    f"{where}.items", f"expected a list of items, got {_describe(items)}"
+                    "importer.yaml.not_an_item_list", f"{where}.items", got=_describe(items)
                 )
             for index, raw_item in enumerate(items):
                 plan.items.append(self.item(raw_item, f"{where}.items[{index}]", position, numbers))
         if not plan.items:
-            raise self.error("sections", "no items (add at least one item to a section)")
+            raise self.error("importer.yaml.no_items")
         return plan
 
     def item(self, raw: object, where: str, section: int, numbers: dict[int, str]) -> ParsedItem:
@@ -297,12 +314,13 @@ class _Validator:
         if number is None:
             number = (next(reversed(numbers)) if numbers else 0) + 1
         elif isinstance(number, bool) or not isinstance(number, int) or number < 1:
-            raise self.error(
-                f"{where}.number", f"not a positive whole number (got {_describe(number)})"
-            )
+            raise self.error("importer.yaml.bad_number", f"{where}.number", got=_describe(number))
         if number in numbers:
             raise self.error(
-                f"{where}.number", f"duplicate item number {number} (also {numbers[number]})"
+                "importer.yaml.duplicate_number",
+                f"{where}.number",
+                number=number,
+                other=numbers[number],
             )
         numbers[number] = where
         if "targets" in item:
@@ -325,7 +343,7 @@ class _Validator:
         if raw is None:
             return []
         if not isinstance(raw, list):
-            raise self.error(where, f"expected a list of targets, got {_describe(raw)}")
+            raise self.error("importer.yaml.not_a_target_list", where, got=_describe(raw))
         targets: list[ParsedTarget] = []
         for index, entry in enumerate(raw):
             at = f"{where}[{index}]"
@@ -333,22 +351,24 @@ class _Validator:
             metric = self.required_text(target.get("metric"), f"{at}.metric")
             comparator = target.get("comparator")
             if comparator is None:
-                raise self.error(f"{at}.comparator", "missing (required)")
+                raise self.error("importer.yaml.missing", f"{at}.comparator")
             if comparator not in COMPARATORS:
                 raise self.error(
+                    "importer.yaml.bad_comparator",
                     f"{at}.comparator",
-                    f"{_describe(comparator)} is not one of {', '.join(COMPARATORS)}",
+                    got=_describe(comparator),
+                    comparators=", ".join(COMPARATORS),
                 )
             value = target.get("value")
             if value is None:
-                raise self.error(f"{at}.value", "missing (required)")
+                raise self.error("importer.yaml.missing", f"{at}.value")
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise self.error(f"{at}.value", f"not a number (got {_describe(value)})")
+                raise self.error("importer.yaml.not_a_number", f"{at}.value", got=_describe(value))
             unit = self.text(target.get("unit"), f"{at}.unit") or ""
             additive = target.get("additive", False)
             if not isinstance(additive, bool):
                 raise self.error(
-                    f"{at}.additive", f"expected true or false, got {_describe(additive)}"
+                    "importer.yaml.not_a_bool", f"{at}.additive", got=_describe(additive)
                 )
             text = self.text(target.get("text"), f"{at}.text") or (
                 f"{metric} {comparator} {value:g}{unit}"

@@ -145,4 +145,4 @@ def target_values(session: Session, target_ids: Sequence[int]) -> dict[int, floa
         )
         .order_by(col(Report.created_at), col(Report.id))
     )
-    return dict(rows)
+    return {target_id: value for target_id, value in rows}
