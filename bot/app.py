@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from typing import Protocol
@@ -23,6 +24,7 @@ from scheduler.dispatcher import Dispatcher
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 8.0  # seconds; `duban run` must be down within 10 s of SIGTERM
+OUTBOX_POLL_SECONDS = 15.0  # notices queued by another process (the CLI) go out this soon
 
 
 class Channel(Protocol):
@@ -69,12 +71,13 @@ class DubanApp:
             telegram = TelegramChannel(settings, self.core, self.engine, self.router)
             self.core.add_messenger(telegram.messenger)
             self.channels.append(telegram)
-        self.dispatcher = Dispatcher(self.engine, self.core.messengers, clock=clock)
+        self.dispatcher = Dispatcher(self.engine, self.core.messengers, t=self.core.t, clock=clock)
         self.core.after_commit.append(self.dispatcher.deliver_due)
         routes = [route for channel in self.channels for route in channel.routes()]
         self.web = build_web_app(routes, status={"channels": [c.platform for c in self.channels]})
         self._server: EmbeddedServer | None = None
         self._server_task: asyncio.Task[None] | None = None
+        self._outbox_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Migrate, start the web app and the channels, and send what was left pending."""
@@ -95,8 +98,17 @@ class DubanApp:
             await asyncio.sleep(0.02)
         for channel in self.channels:
             await channel.start()
-        await self.dispatcher.deliver_due()
+        self._outbox_task = asyncio.create_task(self._outbox_loop())
         log.info("Duban running: channels %s", [c.platform for c in self.channels])
+
+    async def _outbox_loop(self) -> None:
+        """Deliver due outbox rows now and then (those queued by the CLI, retries)."""
+        while True:
+            try:
+                await self.dispatcher.deliver_due()
+            except Exception:
+                log.exception("delivering the outbox failed")
+            await asyncio.sleep(OUTBOX_POLL_SECONDS)
 
     @property
     def web_port(self) -> int:
@@ -106,6 +118,10 @@ class DubanApp:
 
     async def stop(self) -> None:
         """Stop the channels (finishing updates in flight), then the web app."""
+        if self._outbox_task is not None:
+            self._outbox_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._outbox_task
         for channel in reversed(self.channels):
             try:
                 await asyncio.wait_for(channel.stop(), SHUTDOWN_GRACE)
@@ -114,6 +130,7 @@ class DubanApp:
         if self._server is not None and self._server_task is not None:
             self._server.should_exit = True
             await asyncio.wait_for(self._server_task, SHUTDOWN_GRACE)
+        self.core.close()
         self.engine.dispose()
         log.info("Duban stopped")
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -30,9 +33,10 @@ from bot.events import (
     deliver,
 )
 from bot.i18n import Translator, UserError
-from bot.models import Contact, MessageLink, Outbox, Plan, ProcessedUpdate, Role
+from bot.models import Contact, MessageLink, Plan, ProcessedUpdate, Role
 from bot.router import Router
 from bot.services import audit
+from bot.services.notices import OUTBOX_TOUCHED, queue_notice
 from bot.services.plans import current_plan
 from bot.settings import Settings
 
@@ -41,20 +45,30 @@ log = logging.getLogger(__name__)
 MAX_TEXT = 4000
 
 
+_ACTIVE = select(Contact).where(Contact.active == True)  # noqa: E712
+_SENDER_QUERIES = {
+    "telegram": _ACTIVE.where(Contact.telegram_id == bindparam("sender")),
+    "wecom": _ACTIVE.where(Contact.wecom_userid == bindparam("sender")),
+    "console": _ACTIVE.where(Contact.name == bindparam("sender")),
+}
+_INSERT_PROCESSED = sa.insert(ProcessedUpdate).values(
+    platform=bindparam("platform"),
+    update_key=bindparam("update_key"),
+    processed_at=bindparam("processed_at"),
+)
+
+
 def find_sender(session: Session, platform: str, sender_id: str) -> Contact | None:
     """The active contact behind a platform account, or None."""
-    query = select(Contact).where(Contact.active == True)  # noqa: E712
+    query = _SENDER_QUERIES.get(platform)
+    if query is None:
+        return None
+    sender: str | int = sender_id
     if platform == "telegram":
         if not sender_id.lstrip("-").isdigit():
             return None
-        query = query.where(Contact.telegram_id == int(sender_id))
-    elif platform == "wecom":
-        query = query.where(Contact.wecom_userid == sender_id)
-    elif platform == "console":
-        query = query.where(Contact.name == sender_id)
-    else:
-        return None
-    return session.exec(query).first()
+        sender = int(sender_id)
+    return session.exec(query, params={"sender": sender}).first()
 
 
 def chat_address(contact: Contact) -> tuple[str, str] | None:
@@ -79,7 +93,7 @@ class ChatContext:
     router: Router
     args: str = ""
     outgoing: list[Outgoing] = field(default_factory=list)
-    _notices: int = 0
+    notices: int = 0
 
     @property
     def role(self) -> Role | None:
@@ -118,19 +132,14 @@ class ChatContext:
         """Answer with a catalog message."""
         self.reply(self.t(key, **params))
 
-    def notify(self, contact: Contact, text: str, *, item_id: int | None = None) -> None:
+    def notify(
+        self, contact: Contact, message: str, *, item_id: int | None = None, **params: Any
+    ) -> None:
         """Tell another contact something, through the outbox (delivered even after a crash)."""
-        self._notices += 1
-        key = f"notice:{self.event.platform}:{self.event.update_id}:{contact.id}:{self._notices}"
-        self.session.add(
-            Outbox(
-                dedupe_key=key,
-                kind="notice",
-                contact_id=contact.id,
-                item_id=item_id,
-                payload={"text": text},
-                due_at=self.now,
-            )
+        self.notices += 1
+        key = f"notice:{self.event.platform}:{self.event.update_id}:{contact.id}:{self.notices}"
+        queue_notice(
+            self.session, contact, message, key=key, now=self.now, item_id=item_id, **params
         )
 
     def audit(self, action: str, **detail: Any) -> None:
@@ -175,6 +184,9 @@ class ChatCore:
         self.router = router
         self.clock = clock
         self.t = Translator(settings.locale)
+        # SQLite takes one writer at a time: one database thread avoids lock waits entirely.
+        workers = 1 if engine.dialect.name == "sqlite" else 8
+        self._db = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="duban-db")
         self.messengers: dict[str, Messenger] = {}
         self.after_commit: list[Notify] = []  # e.g. the outbox dispatcher's kick
         # Called with each event once it is fully handled (tests and benchmarks wait on it).
@@ -193,9 +205,11 @@ class ChatCore:
                 observe(event)
 
     async def _handle(self, event: IncomingMessage) -> list[Outgoing] | None:
-        outgoing = await asyncio.to_thread(self.process, event)
-        if outgoing is None:
+        loop = asyncio.get_running_loop()
+        result = await loop.run_in_executor(self._db, self.process, event)
+        if result is None:
             return None
+        outgoing, noticed = result
         messenger = self.messengers.get(event.platform)
         for out in outgoing:
             if messenger is None:
@@ -207,25 +221,34 @@ class ChatCore:
                 log.exception("sending a reply on %s failed", event.platform)
                 continue
             if out.link_item_id is not None:
-                await asyncio.to_thread(record_link, self.engine, sent, out)
-        for kick in self.after_commit:
-            await kick()
+                await loop.run_in_executor(self._db, record_link, self.engine, sent, out)
+        if noticed:
+            for kick in self.after_commit:
+                await kick()
         return outgoing
 
-    def _mark_processed(self, session: Session, event: IncomingMessage) -> bool:
-        session.add(ProcessedUpdate(platform=event.platform, update_key=event.update_id))
+    def close(self) -> None:
+        """Finish the database work in flight and release its thread."""
+        self._db.shutdown(wait=True)
+
+    def _mark_processed(self, session: Session, event: IncomingMessage, now: datetime) -> bool:
+        params = {"platform": event.platform, "update_key": event.update_id, "processed_at": now}
         try:
-            session.flush()
+            session.connection().execute(_INSERT_PROCESSED, params)
         except IntegrityError:
             session.rollback()
             return False
         return True
 
-    def process(self, event: IncomingMessage) -> list[Outgoing] | None:
-        """Dedupe and handle an event in one transaction; returns the replies to send."""
+    def process(self, event: IncomingMessage) -> tuple[list[Outgoing], bool] | None:
+        """Dedupe and handle an event in one transaction.
+
+        Returns the replies to send and whether notices were queued in the outbox, or None
+        for a duplicate.
+        """
         now = self.clock()
         with Session(self.engine, expire_on_commit=False) as session:
-            if not self._mark_processed(session, event):
+            if not self._mark_processed(session, event, now):
                 log.info("duplicate update %s:%s ignored", event.platform, event.update_id)
                 return None
             ctx = ChatContext(
@@ -240,7 +263,7 @@ class ChatCore:
             try:
                 self._dispatch(ctx)
                 session.commit()
-                return ctx.outgoing
+                return ctx.outgoing, bool(session.info.pop(OUTBOX_TOUCHED, False))
             except UserError as exc:
                 message = exc.render(self.t)
             except Exception:
@@ -248,10 +271,10 @@ class ChatCore:
                 message = self.t("chat.internal_error")
             # Bad input or a failure changes nothing but still counts as processed.
             session.rollback()
-            if not self._mark_processed(session, event):
+            if not self._mark_processed(session, event, now):
                 return None
             session.commit()
-            return [Outgoing(chat_id=event.chat_id, text=message)]
+            return [Outgoing(chat_id=event.chat_id, text=message)], False
 
     def _dispatch(self, ctx: ChatContext) -> None:
         event = ctx.event

@@ -20,7 +20,6 @@ from sqlmodel import Session
 from bot import db
 from bot.i18n import Translator, UserError
 from bot.importer.model import ParsedPlan, PlanFormatError
-from bot.importer.parse import parse_plan_file
 from bot.models import AssignmentRole
 from bot.services import assignments as assign_svc
 from bot.services import audit, contacts, plans
@@ -164,6 +163,8 @@ def import_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the parsed plan as JSON.")] = False,
 ) -> None:
     """Import or re-import a plan document; re-importing keeps assignments and reports."""
+    from bot.importer.parse import parse_plan_file  # python-docx is heavy: only when needed
+
     parsed = parse_plan_file(path)  # before touching the database: bad files change nothing
     rt = _runtime()
     with rt.session() as session:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.chat import ChatContext
 from bot.i18n import UserError
-from bot.models import Assignment, AssignmentRole, WorkItem
+from bot.models import AssignmentRole
 from bot.services import assignments, contacts
 from bot.services.plans import find_item
 from bot.templating import render
@@ -32,19 +32,10 @@ def assign(ctx: ChatContext) -> None:
         role=AssignmentRole.lead,
         deadline=deadline,
         actor=ctx.actor,
+        now=ctx.now,
     )
-    due = _due(item, assignment)
+    due = assignments.due_text(item, assignment)
     ctx.say("assign.done", item=item.number, title=item.title, name=person.name, deadline=due)
-    ctx.notify(
-        person,
-        ctx.t("assign.notice", item=item.number, title=item.title, deadline=due),
-        item_id=item.id,
-    )
-
-
-def _due(item: WorkItem, assignment: Assignment) -> str:
-    deadline = assignment.deadline or item.deadline or item.suggested_deadline
-    return deadline.isoformat() if deadline else "-"
 
 
 def unassign(ctx: ChatContext) -> None:
@@ -70,8 +61,11 @@ def deadline(ctx: ChatContext) -> None:
     for person, _ in assignments.assignees(ctx.session, [item.id or 0])[item.id or 0]:
         ctx.notify(
             person,
-            ctx.t("deadline.notice", item=item.number, title=item.title, deadline=new.isoformat()),
+            "deadline.notice",
             item_id=item.id,
+            item=item.number,
+            title=item.title,
+            deadline=new.isoformat(),
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlmodel import col, select
+from sqlmodel import select
 
 from bot.chat import ChatContext
 from bot.events import Button
@@ -93,12 +93,7 @@ def _record(ctx: ChatContext, item: WorkItem, parsed: ParsedReport) -> None:
     assert ctx.contact is not None
     if not _has_content(parsed):
         raise UserError("report.empty_for_item", item=item.number)
-    targets = list(
-        ctx.session.exec(
-            select(Target).where(Target.item_id == item.id).order_by(col(Target.position))
-        )
-    )
-    values = match_targets(parsed.numbers, targets)
+    values = match_targets(parsed.numbers, reports.item_targets(ctx.session, item))
     report = reports.record_report(
         ctx.session,
         item=item,

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import or_
 from sqlalchemy.engine import Engine
@@ -20,6 +21,7 @@ from sqlmodel import Session, col, select
 from bot.chat import chat_address, record_link
 from bot.clock import Clock, system_clock
 from bot.events import Messenger, Outgoing, deliver
+from bot.i18n import Translator
 from bot.models import Contact, Outbox
 
 log = logging.getLogger(__name__)
@@ -49,14 +51,21 @@ class Dispatcher:
         engine: Engine,
         messengers: dict[str, Messenger],
         *,
+        t: Translator,
         clock: Clock = system_clock,
         batch: int = 100,
     ) -> None:
+        self.t = t
         self.engine = engine
         self.messengers = messengers
         self.clock = clock
         self.batch = batch
         self._lock = asyncio.Lock()
+
+    def _text(self, payload: dict[str, Any]) -> str:
+        if "text" in payload:
+            return str(payload["text"])
+        return self.t(str(payload["message"]), **payload.get("params", {}))
 
     def _claim(self, now: datetime) -> list[Claimed]:
         claimed: list[Claimed] = []
@@ -86,7 +95,7 @@ class Dispatcher:
                         row.id,
                         address[0],
                         address[1],
-                        str(row.payload.get("text", "")),
+                        self._text(row.payload),
                         contact.id,
                         row.item_id,
                     )

@@ -26,7 +26,17 @@ REQUIRED_TARGETS = [
     (22, "=", 15.0, "个"),
 ]
 
-TABLES = ("plan", "section", "work_item", "target", "contact", "assignment", "invite", "audit_log")
+TABLES = (
+    "plan",
+    "section",
+    "work_item",
+    "target",
+    "contact",
+    "assignment",
+    "invite",
+    "audit_log",
+    "outbox",
+)
 
 
 class Cli:
@@ -278,6 +288,10 @@ def test_assign_one_item_lead_and_support(imported: Cli) -> None:
     imported.ok("assign", "9", "李四", "--support")
     item = imported.json("items")["items"][8]
     assert item["assignees"] == ["张三", "李四"]
+    # each new assignee is told, through the outbox (the running bot delivers it)
+    assert imported.counts()["outbox"] == 2
+    imported.ok("assign", "9", "张三", "--deadline", "2023-11-30")  # an update: no new notice
+    assert imported.counts()["outbox"] == 2
 
 
 @pytest.mark.parametrize(

@@ -5,14 +5,15 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 from sqlmodel import Session, col, select
 
 from bot.i18n import UserError
-from bot.models import Assignment, AssignmentRole, Contact, Plan, Role, WorkItem
+from bot.models import Assignment, AssignmentRole, Contact, Plan, Role, WorkItem, utcnow
 from bot.services import audit
 from bot.services.contacts import add_contact
+from bot.services.notices import queue_notice
 from bot.services.plans import find_item, live_items
 
 CSV_COLUMNS = ("item", "contact", "unit", "role", "deadline")
@@ -34,8 +35,12 @@ def assign(
     role: AssignmentRole = AssignmentRole.lead,
     deadline: date | None = None,
     actor: str,
+    now: datetime | None = None,
 ) -> tuple[Assignment, bool]:
-    """Assign an item to a contact (or update the assignment); returns it and whether it is new."""
+    """Assign an item to a contact (or update the assignment); returns it and whether it is new.
+
+    A new assignment queues a notice to the assignee in the same transaction.
+    """
     existing = session.exec(
         select(Assignment).where(Assignment.item_id == item.id, Assignment.contact_id == contact.id)
     ).first()
@@ -49,6 +54,18 @@ def assign(
         if deadline is not None:
             existing.deadline = deadline
     session.flush()
+    if created:
+        queue_notice(
+            session,
+            contact,
+            "assign.notice",
+            key=f"assign:{existing.id}",
+            now=now or utcnow(),
+            item_id=item.id,
+            item=item.number,
+            title=item.title,
+            deadline=due_text(item, existing),
+        )
     audit.record(
         session,
         actor=actor,
@@ -59,6 +76,12 @@ def assign(
         deadline=deadline.isoformat() if deadline else None,
     )
     return existing, created
+
+
+def due_text(item: WorkItem, assignment: Assignment) -> str:
+    """The deadline that applies to an assignment, as text ("-" when none)."""
+    deadline = assignment.deadline or item.deadline or item.suggested_deadline
+    return deadline.isoformat() if deadline else "-"
 
 
 def assign_unit(

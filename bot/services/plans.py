@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from bot.i18n import UserError
@@ -34,11 +35,18 @@ class ImportResult:
         )
 
 
+# Statements on the chat's hot path are built once (building one costs more than running it).
+_CURRENT_PLAN = select(Plan).order_by(col(Plan.updated_at).desc(), col(Plan.id).desc()).limit(1)
+_LIVE_ITEM = select(WorkItem).where(
+    WorkItem.plan_id == bindparam("plan_id"), col(WorkItem.removed_at).is_(None)
+)
+_ITEM_BY_NUMBER = _LIVE_ITEM.where(WorkItem.number == bindparam("number"))
+_ITEM_BY_LABEL = _LIVE_ITEM.where(WorkItem.label == bindparam("label"))
+
+
 def current_plan(session: Session) -> Plan:
     """The plan people are working on: the one imported or re-imported last."""
-    plan = session.exec(
-        select(Plan).order_by(col(Plan.updated_at).desc(), col(Plan.id).desc())
-    ).first()
+    plan = session.exec(_CURRENT_PLAN).first()
     if plan is None:
         raise UserError("plan.none")
     return plan
@@ -49,12 +57,13 @@ def find_item(session: Session, plan: Plan, ref: str) -> WorkItem:
     text = (
         ref.strip().lstrip("#＃").removeprefix("第").removesuffix("项").removesuffix("号").strip()
     )
-    query = select(WorkItem).where(WorkItem.plan_id == plan.id, col(WorkItem.removed_at).is_(None))
     item = None
     if text.isdigit():
-        item = session.exec(query.where(WorkItem.number == int(text))).first()
+        item = session.exec(
+            _ITEM_BY_NUMBER, params={"plan_id": plan.id, "number": int(text)}
+        ).first()
     if item is None and text:
-        item = session.exec(query.where(WorkItem.label == text)).first()
+        item = session.exec(_ITEM_BY_LABEL, params={"plan_id": plan.id, "label": text}).first()
     if item is None:
         item = _item_by_position(session, plan, text)
     if item is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from bot.i18n import UserError
@@ -21,19 +22,31 @@ from bot.models import (
 
 UNDO_WINDOW = timedelta(minutes=10)
 
-
-def latest_report(session: Session, item_id: int, contact_id: int | None = None) -> Report | None:
-    """The newest standing report on an item (by one contact, when given)."""
-    query = select(Report).where(
-        Report.item_id == item_id,
+# Statements on the chat's hot path are built once (building one costs more than running it).
+_IS_ASSIGNED = select(Assignment.id).where(
+    Assignment.item_id == bindparam("item_id"), Assignment.contact_id == bindparam("contact_id")
+)
+_LATEST = (
+    select(Report)
+    .where(
+        Report.item_id == bindparam("item_id"),
         col(Report.withdrawn_at).is_(None),
         col(Report.superseded_by_id).is_(None),
     )
-    if contact_id is not None:
-        query = query.where(Report.contact_id == contact_id)
-    return session.exec(
-        query.order_by(col(Report.created_at).desc(), col(Report.id).desc())
-    ).first()
+    .order_by(col(Report.created_at).desc(), col(Report.id).desc())
+    .limit(1)
+)
+_LATEST_BY = _LATEST.where(Report.contact_id == bindparam("contact_id"))
+_TARGETS = (
+    select(Target).where(Target.item_id == bindparam("item_id")).order_by(col(Target.position))
+)
+
+
+def latest_report(session: Session, item_id: int, contact_id: int | None = None) -> Report | None:
+    """The newest standing report on an item (by one contact, when given)."""
+    if contact_id is None:
+        return session.exec(_LATEST, params={"item_id": item_id}).first()
+    return session.exec(_LATEST_BY, params={"item_id": item_id, "contact_id": contact_id}).first()
 
 
 def record_report(
@@ -71,12 +84,12 @@ def record_report(
         created_at=now,
     )
     session.add(report)
-    session.flush()
-    assert report.id is not None
-    for target, value in values:
-        assert target.id is not None
-        session.add(TargetValue(report_id=report.id, target_id=target.id, value=value))
-    session.flush()
+    if values:
+        session.flush()  # the values need the report's id
+        assert report.id is not None
+        for target, value in values:
+            assert target.id is not None
+            session.add(TargetValue(report_id=report.id, target_id=target.id, value=value))
     return report
 
 
@@ -123,14 +136,13 @@ def open_items(session: Session, plan: Plan, contact: Contact) -> list[WorkItem]
 
 def is_assigned(session: Session, item: WorkItem, contact: Contact) -> bool:
     """Whether the contact answers for the item."""
-    return (
-        session.exec(
-            select(Assignment.id).where(
-                Assignment.item_id == item.id, Assignment.contact_id == contact.id
-            )
-        ).first()
-        is not None
-    )
+    params = {"item_id": item.id, "contact_id": contact.id}
+    return session.exec(_IS_ASSIGNED, params=params).first() is not None
+
+
+def item_targets(session: Session, item: WorkItem) -> list[Target]:
+    """An item's targets in document order."""
+    return list(session.exec(_TARGETS, params={"item_id": item.id}))
 
 
 def target_values(session: Session, target_ids: Sequence[int]) -> dict[int, float]:
