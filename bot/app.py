@@ -43,11 +43,20 @@ class Channel(Protocol):
         ...
 
 
+WECOM_KEYS = ("wecom_corp_id", "wecom_agent_id", "wecom_secret", "wecom_token", "wecom_aes_key")
+
+
 def configured_channels(settings: Settings) -> list[str]:
-    """The platforms whose settings are complete."""
+    """The platforms whose settings are complete (a half-configured WeCom is an error)."""
     found = []
     if settings.telegram_bot_token is not None:
         found.append("telegram")
+    wecom = [getattr(settings, key) is not None for key in WECOM_KEYS]
+    if all(wecom):
+        found.append("wecom")
+    elif any(wecom):
+        missing = [key.upper() for key, set_ in zip(WECOM_KEYS, wecom, strict=True) if not set_]
+        raise UserError("run.wecom_incomplete", missing=", ".join(missing))
     return found
 
 
@@ -71,6 +80,12 @@ class DubanApp:
             telegram = TelegramChannel(settings, self.core, self.engine, self.router)
             self.core.add_messenger(telegram.messenger)
             self.channels.append(telegram)
+        if "wecom" in configured_channels(settings):
+            from bot.channels.wecom import WeComChannel
+
+            wecom = WeComChannel(settings, self.core)
+            self.core.add_messenger(wecom.messenger)
+            self.channels.append(wecom)
         self.dispatcher = Dispatcher(self.engine, self.core.messengers, t=self.core.t, clock=clock)
         self.core.after_commit.append(self.dispatcher.deliver_due)
         routes = [route for channel in self.channels for route in channel.routes()]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -71,12 +71,15 @@ def find_sender(session: Session, platform: str, sender_id: str) -> Contact | No
     return session.exec(query, params={"sender": sender}).first()
 
 
-def chat_address(contact: Contact) -> tuple[str, str] | None:
-    """The (platform, chat id) where a contact is reached privately, or None when unbound."""
-    if contact.telegram_id is not None:
-        return "telegram", str(contact.telegram_id)
-    if contact.wecom_userid:
+def chat_address(contact: Contact, platforms: Iterable[str]) -> tuple[str, str] | None:
+    """Where a contact is reached privately on the running platforms (WeCom first), or None."""
+    running = set(platforms)
+    if contact.wecom_userid and "wecom" in running:
         return "wecom", contact.wecom_userid
+    if contact.telegram_id is not None and "telegram" in running:
+        return "telegram", str(contact.telegram_id)
+    if "console" in running:
+        return "console", contact.name
     return None
 
 

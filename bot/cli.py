@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import Engine
@@ -84,13 +85,24 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(EXIT_BAD_INPUT)
 
 
+def settings_problem(exc: ValidationError) -> str:
+    """One line naming each bad setting and what is wrong with it (never its value)."""
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
+        for error in exc.errors()
+    )
+    return f"settings: {problems}"
+
+
 def bad_input_exits(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn bad input (UserError, an unreadable plan, a bad DATABASE_URL) into exit code 2."""
+    """Turn bad input (UserError, an unreadable plan, bad settings) into a message and exit 2."""
 
     @wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
+        except ValidationError as exc:
+            _fail(settings_problem(exc))
         except (UserError, PlanFormatError) as exc:
             _fail(exc.render(Translator(load_settings().locale)))
         except db.DatabaseURLError as exc:

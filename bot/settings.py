@@ -74,6 +74,15 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value
 
+    @field_validator("wecom_aes_key")
+    @classmethod
+    def _aes_key_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            raw = value.get_secret_value()
+            if len(raw) != 43 or not all(c.isalnum() for c in raw):
+                raise ValueError("the EncodingAESKey has 43 letters and digits")
+        return value
+
     @cached_property
     def tz(self) -> ZoneInfo:
         """The plan's time zone."""

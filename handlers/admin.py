@@ -80,6 +80,14 @@ def invite(ctx: ChatContext) -> None:
     ctx.say("invite.done", name=person.name, code=code, expires=expires)
 
 
+def bind_wecom(ctx: ChatContext) -> None:
+    """Ties a contact to their WeCom account (`/wecom NAME USERID`)."""
+    parts = _args(ctx, 2, "wecom.usage")
+    person = contacts.find_contact(ctx.session, parts[0])
+    contacts.bind_wecom(ctx.session, person, parts[1], actor=ctx.actor)
+    ctx.say("wecom.done", name=person.name, userid=parts[1])
+
+
 def contacts_list(ctx: ChatContext) -> None:
     """Lists every contact with unit, role, bound accounts and number of items."""
     rows = contacts.list_contacts(ctx.session)

@@ -21,6 +21,7 @@ def build_router() -> Router:
     router.command("deadline", admin.deadline, roles=ADMINS)
     router.command("invite", admin.invite, roles=ADMINS)
     router.command("contacts", admin.contacts_list, roles=ADMINS)
+    router.command("wecom", admin.bind_wecom, roles=ADMINS)
     router.button("pick", report.pick_item)
     router.enter(start.enter)
     router.text(report.plain_text)

@@ -84,8 +84,8 @@ class Dispatcher:
             if self.engine.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True, of=Outbox)
             for row, contact in session.exec(query).all():
-                address = chat_address(contact)
-                if address is None or address[0] not in self.messengers:
+                address = chat_address(contact, self.messengers)
+                if address is None:
                     continue  # not reachable on a running channel: stays pending
                 row.next_attempt_at = now + LEASE
                 row.channel = address[0]

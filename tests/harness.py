@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -41,16 +42,22 @@ def seed(engine: Engine) -> dict[str, str]:
     with Session(engine, expire_on_commit=False) as session:
         plan = plans.import_plan(session, parsed, source_file=SAMPLE.name, actor="cli").plan
         cast = [
-            ("张三", "基础教育科", Role.official, ZHANG),
-            ("李四", "教师发展科", Role.official, LI),
-            ("王局", "局领导", Role.leader, WANG),
-            ("赵主任", "办公室", Role.admin, ZHAO),
-            ("陈五", "计财科", Role.official, None),
+            ("张三", "基础教育科", Role.official, ZHANG, "zhangsan"),
+            ("李四", "教师发展科", Role.official, LI, "lisi"),
+            ("王局", "局领导", Role.leader, WANG, "wangju"),
+            ("赵主任", "办公室", Role.admin, ZHAO, "zhaozhuren"),
+            ("陈五", "计财科", Role.official, None, None),
         ]
         people = {}
-        for name, unit, role, tg in cast:
+        for name, unit, role, tg, wecom in cast:
             people[name] = contacts.add_contact(
-                session, name=name, unit=unit, role=role, telegram_id=tg, actor=audit.CLI_ACTOR
+                session,
+                name=name,
+                unit=unit,
+                role=role,
+                telegram_id=tg,
+                wecom_userid=wecom,
+                actor=audit.CLI_ACTOR,
             )
         for number, name in [(9, "张三"), (10, "张三"), (22, "李四"), (8, "陈五")]:
             item = plans.find_item(session, plan, str(number))
@@ -167,3 +174,132 @@ async def running_bot(
 
 
 __all__ = ["LI", "STRANGER", "WANG", "ZHANG", "ZHAO", "Dialog", "running_bot", "timedelta"]
+
+
+# --- WeCom -----------------------------------------------------------------------------
+
+WECOM_TOKEN = "duban-callback-token"
+WECOM_AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # 43 characters
+
+
+class WeComDialog:
+    """Talk to Duban as WeCom would: encrypted callbacks in, app messages out at the fake."""
+
+    def __init__(self, app: DubanApp, fake: Any, clock: FakeClock) -> None:
+        from wechatpy.enterprise.crypto import WeChatCrypto
+
+        self.app = app
+        self.fake = fake
+        self.clock = clock
+        self.engine = app.engine
+        self.crypto = WeChatCrypto(WECOM_TOKEN, WECOM_AES_KEY, fake.corp_id)
+        self._handled: list[str] = []
+        self._msg_ids = iter(range(7_000_000_000, 8_000_000_000))
+        app.core.observers.append(lambda event: self._handled.append(event.update_id))
+
+    @property
+    def url(self) -> str:
+        """The callback URL of the running bot."""
+        return f"http://127.0.0.1:{self.app.web_port}/wecom/callback"
+
+    def envelope(
+        self, xml: str, *, nonce: str = "nonce123", timestamp: str | None = None
+    ) -> tuple[dict[str, str], bytes]:
+        """Encrypt a plain callback XML as WeCom does; returns (query params, body)."""
+        import xmltodict
+
+        timestamp = timestamp or str(int(time.time()))
+        encrypted = self.crypto.encrypt_message(xml, nonce, timestamp)
+        parsed = xmltodict.parse(encrypted)["xml"]
+        params = {"msg_signature": parsed["MsgSignature"], "timestamp": timestamp, "nonce": nonce}
+        return params, encrypted.encode("utf-8")
+
+    def text_xml(self, user: str, text: str, msg_id: int | None = None) -> str:
+        """A plain text-message callback."""
+        msg_id = msg_id or next(self._msg_ids)
+        return (
+            f"<xml><ToUserName><![CDATA[{self.fake.corp_id}]]></ToUserName>"
+            f"<FromUserName><![CDATA[{user}]]></FromUserName><CreateTime>{int(time.time())}</CreateTime>"
+            f"<MsgType><![CDATA[text]]></MsgType><Content><![CDATA[{text}]]></Content>"
+            f"<MsgId>{msg_id}</MsgId><AgentID>{self.fake.agent_id}</AgentID></xml>"
+        )
+
+    def event_xml(self, user: str, event: str, **fields: str) -> str:
+        """A plain event callback (enter_agent, template_card_event, ...)."""
+        extra = "".join(f"<{k}><![CDATA[{v}]]></{k}>" for k, v in fields.items())
+        return (
+            f"<xml><ToUserName><![CDATA[{self.fake.corp_id}]]></ToUserName>"
+            f"<FromUserName><![CDATA[{user}]]></FromUserName><CreateTime>{next(self._msg_ids)}</CreateTime>"
+            f"<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[{event}]]></Event>{extra}"
+            f"<AgentID>{self.fake.agent_id}</AgentID></xml>"
+        )
+
+    async def post(self, xml: str) -> int:
+        """POST an encrypted callback; returns the HTTP status."""
+        import httpx
+
+        params, body = self.envelope(xml)
+        async with httpx.AsyncClient() as client:
+            response = await client.post(self.url, params=params, content=body)
+        return response.status_code
+
+    async def handled(self, count: int) -> None:
+        """Wait until `count` events have been handled in all."""
+        for _ in range(2000):
+            if len(self._handled) >= count:
+                await asyncio.sleep(0)
+                return
+            await asyncio.sleep(0.005)
+        raise TimeoutError(f"{len(self._handled)} of {count} events handled")
+
+    async def say(self, user: str, text: str) -> list[Any]:
+        """The user sends text in the app; returns the app messages sent back to them."""
+        before = len(self.fake.messages_to(user))
+        done = len(self._handled)
+        assert await self.post(self.text_xml(user, text)) == 200
+        await self.handled(done + 1)
+        return list(self.fake.messages_to(user)[before:])
+
+    async def says_one(self, user: str, text: str) -> str:
+        """The user sends text and gets exactly one text answer; returns it."""
+        answers = await self.say(user, text)
+        assert len(answers) == 1, answers
+        return str(answers[0].content)
+
+    def reports(self) -> list[Report]:
+        """Every report row."""
+        with Session(self.engine) as session:
+            return list(session.exec(select(Report).order_by(Report.id)))  # type: ignore[arg-type]
+
+
+def wecom_settings(fake: Any, db_url: str, **extra: Any) -> Settings:
+    """Settings for a WeCom-only Duban pointed at the fake WeCom API."""
+    values: dict[str, Any] = {
+        "database_url": db_url,
+        "wecom_corp_id": fake.corp_id,
+        "wecom_agent_id": fake.agent_id,
+        "wecom_secret": fake.secret,
+        "wecom_token": WECOM_TOKEN,
+        "wecom_aes_key": WECOM_AES_KEY,
+        "wecom_api_base_url": fake.api_base,
+        "web_host": "127.0.0.1",
+        "web_port": 0,
+        "locale": "zh-CN",
+    }
+    values.update(extra)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@asynccontextmanager
+async def running_wecom_bot(
+    fake: Any, db_url: str, *, start: datetime | None = None, **extra: Any
+) -> AsyncIterator[WeComDialog]:
+    """Duban on WeCom only, seeded with the sample plan and the cast."""
+    clock = FakeClock(start or datetime(2023, 6, 1, 10, 0, tzinfo=SHANGHAI))
+    app = DubanApp(wecom_settings(fake, db_url, **extra), clock=clock)
+    seed(app.engine)
+    await app.start()
+    try:
+        yield WeComDialog(app, fake, clock)
+    finally:
+        await app.stop()

@@ -73,3 +73,18 @@ def test_user_error_renders_per_locale() -> None:
         Translator("zh-CN")
     )
     assert str(error).startswith("There is no work item '99'")
+
+
+def test_bad_setting_is_one_line_at_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from bot.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WECOM_AES_KEY", "too-short-secret")
+    result = CliRunner().invoke(app, ["run"])
+    assert result.exit_code == 2
+    assert "WECOM_AES_KEY" in result.stderr and "43" in result.stderr
+    assert "too-short-secret" not in result.stderr

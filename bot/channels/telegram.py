@@ -45,6 +45,7 @@ from bot.chat import ChatCore
 from bot.events import Button, EventKind, IncomingMessage, SentMessage, split_text
 from bot.i18n import Translator
 from bot.models import Contact, Role
+from bot.ordering import ChatLocks
 from bot.router import Router
 from bot.settings import Settings
 
@@ -121,8 +122,7 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
 
     def __init__(self, max_concurrent_updates: int) -> None:
         super().__init__(max_concurrent_updates)
-        self._locks: dict[int, asyncio.Lock] = {}
-        self._users: dict[int, int] = {}
+        self._chats = ChatLocks()
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         """Awaits the update's coroutine under its chat's lock."""
@@ -130,16 +130,8 @@ class PerChatUpdateProcessor(BaseUpdateProcessor):
         if chat is None:
             await coroutine
             return
-        key = chat.id
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._users[key] = self._users.get(key, 0) + 1
-        try:
-            async with lock:
-                await coroutine
-        finally:
-            self._users[key] -= 1
-            if self._users[key] == 0:
-                del self._users[key], self._locks[key]
+        async with self._chats.hold(chat.id):
+            await coroutine
 
     async def initialize(self) -> None:
         """Nothing to set up."""

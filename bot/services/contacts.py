@@ -77,6 +77,20 @@ def add_contact(
     return contact
 
 
+def bind_wecom(session: Session, contact: Contact, userid: str, *, actor: str) -> None:
+    """Tie a contact to a WeCom userid (unique across contacts)."""
+    userid = userid.strip()
+    if not userid or len(userid) > 64 or any(ch.isspace() for ch in userid):
+        raise UserError("wecom.bad_userid", value=userid)
+    other = session.exec(
+        select(Contact).where(Contact.wecom_userid == userid, Contact.id != contact.id)
+    ).first()
+    if other is not None:
+        raise UserError("contact.wecom_taken", value=userid, name=other.name)
+    contact.wecom_userid = userid
+    audit.record(session, actor=actor, action="contact.wecom", name=contact.name, userid=userid)
+
+
 def list_contacts(session: Session) -> list[tuple[Contact, int]]:
     """Every contact with the number of items assigned to them."""
     contacts = list(session.exec(select(Contact).order_by(col(Contact.unit), col(Contact.name))))

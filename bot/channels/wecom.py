@@ -1,0 +1,433 @@
+"""The WeCom (企业微信) channel on wechatpy 1.8: the callback endpoint and an app messenger.
+
+Incoming: `/wecom/callback` on the web app. GET answers URL verification with the plain
+echostr. POST checks the signature (in constant time), decrypts with wechatpy's crypto,
+answers 200 with an empty body at once and handles the message in a background task that is
+tracked and finished on shutdown. Messages of one user are handled in order.
+
+Outgoing: `wechatpy.enterprise.WeChatClient` in a worker thread, pointed at
+WECOM_API_BASE_URL for the API and the token fetch. The token is cached until 60 s before it
+expires and refetched on 40014/42001 at most once per call; 45009, 45033 and network errors
+are retried with bounded exponential backoff; each member gets at most 29 messages a minute
+(WeCom silently drops past 30). Text and markdown are split at 2048 UTF-8 bytes on line
+boundaries; choices become template_card button_interaction cards; files go by media upload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+from xml.parsers.expat import ExpatError
+
+import requests
+import xmltodict
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
+from wechatpy.enterprise import WeChatClient, parse_message
+from wechatpy.enterprise.crypto import PrpCrypto
+from wechatpy.enterprise.exceptions import InvalidCorpIdException
+from wechatpy.exceptions import WeChatClientException
+
+from bot.chat import ChatCore
+from bot.events import Button, EventKind, IncomingMessage, SentMessage, split_text, utf8_size
+from bot.ordering import ChatLocks
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PLATFORM = "wecom"
+MAX_TEXT_BYTES = 2048
+MAX_BODY = 1 << 20
+MAX_CARD_BUTTONS = 6
+PER_MEMBER_PER_MINUTE = 29
+TOKEN_ERRORS = (40014, 42001)
+RETRY_ERRORS = (45009, 45033)
+MAX_ATTEMPTS = 4
+BASE_BACKOFF = 0.5  # seconds; doubled after each failed attempt
+WORKERS = 4  # callbacks handled at once
+
+T = TypeVar("T")
+
+
+def signature(token: str, timestamp: str, nonce: str, encrypted: str) -> str:
+    """WeCom's msg_signature: SHA-1 over the sorted token, timestamp, nonce and ciphertext."""
+    return hashlib.sha1("".join(sorted([token, timestamp, nonce, encrypted])).encode()).hexdigest()
+
+
+def aes_key_bytes(aes_key: str) -> bytes:
+    """The 32-byte key behind WeCom's 43-character EncodingAESKey."""
+    try:
+        key = base64.b64decode(aes_key + "=", validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(aes_key) != 43 or len(key) != 32:
+        raise ValueError("WECOM_AES_KEY must be the 43-character EncodingAESKey")
+    return key
+
+
+class CallbackRejected(Exception):
+    """A callback that must not be processed; carries the HTTP status to answer."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class CallbackCrypto:
+    """Verifies and decrypts WeCom callbacks (the ciphering is wechatpy's own)."""
+
+    def __init__(self, token: str, aes_key: str, corp_id: str) -> None:
+        self.token = token
+        self.corp_id = corp_id
+        self.key = aes_key_bytes(aes_key)
+
+    def _verified(self, given: str, timestamp: str, nonce: str, encrypted: str) -> None:
+        expected = signature(self.token, timestamp, nonce, encrypted)
+        if not hmac.compare_digest(expected.encode(), given.encode()):
+            raise CallbackRejected(403, "bad signature")
+
+    def _decrypt(self, encrypted: str) -> str:
+        try:
+            return str(PrpCrypto(self.key).decrypt(encrypted, self.corp_id))
+        except InvalidCorpIdException:
+            raise CallbackRejected(403, "another corp id") from None
+        except Exception:
+            raise CallbackRejected(403, "payload does not decrypt") from None
+
+    def verify_url(self, msg_signature: str, timestamp: str, nonce: str, echostr: str) -> str:
+        """The plain echostr for URL verification."""
+        self._verified(msg_signature, timestamp, nonce, echostr)
+        return self._decrypt(echostr)
+
+    def decrypt(self, body: bytes, msg_signature: str, timestamp: str, nonce: str) -> str:
+        """The plain XML of a POSTed callback."""
+        try:
+            envelope = xmltodict.parse(body.decode("utf-8"))["xml"]
+            encrypted = envelope["Encrypt"]
+        except (ExpatError, UnicodeDecodeError, KeyError, TypeError):
+            raise CallbackRejected(400, "malformed XML") from None
+        if not isinstance(encrypted, str):
+            raise CallbackRejected(400, "malformed XML")
+        self._verified(msg_signature, timestamp, nonce, encrypted)
+        return self._decrypt(encrypted)
+
+
+def to_event(xml: str) -> IncomingMessage | None:
+    """Translate a decrypted WeCom message into the core's event (None: not for the bot)."""
+    try:
+        message = parse_message(xml)
+    except (ExpatError, KeyError, TypeError, ValueError):
+        raise CallbackRejected(400, "malformed XML") from None
+    if message is None:
+        raise CallbackRejected(400, "empty message")
+    data: dict[str, Any] = message._data
+    user = str(data.get("FromUserName") or "")
+    if not user:
+        raise CallbackRejected(400, "no sender")
+    created = str(data.get("CreateTime") or "")
+    msg_id = data.get("MsgId")
+    update_id = f"msg:{msg_id}" if msg_id else f"event:{user}:{created}"
+    base: dict[str, Any] = {
+        "platform": PLATFORM,
+        "chat_id": user,
+        "sender_id": user,
+        "update_id": update_id,
+    }
+    kind = str(data.get("MsgType", "")).lower()
+    if kind == "text":
+        return IncomingMessage(**base, text=str(data.get("Content") or ""), message_id=msg_id)
+    if kind == "event":
+        event = str(data.get("Event", "")).lower()
+        if event == "template_card_event":
+            key = str(data.get("EventKey") or "")
+            task = str(data.get("TaskId") or "")
+            return IncomingMessage(
+                **{**base, "update_id": f"card:{user}:{task}:{created}"},
+                kind=EventKind.button,
+                button_data=key,
+            )
+        if event == "enter_agent":
+            return IncomingMessage(**base, kind=EventKind.enter)
+        return None  # subscribe, location, menu views ...: nothing to answer
+    return IncomingMessage(**base, kind=EventKind.unsupported, message_id=msg_id)
+
+
+class DubanWeComClient(WeChatClient):
+    """wechatpy's client pointed at WECOM_API_BASE_URL, with token retries bounded by us."""
+
+    def __init__(self, corp_id: str, secret: str, api_base: str, timeout: float = 10.0) -> None:
+        super().__init__(corp_id, secret, timeout=timeout, auto_retry=False)
+        self.API_BASE_URL = api_base if api_base.endswith("/") else api_base + "/"
+
+    def fetch_access_token(self) -> dict[str, Any]:
+        """Fetch a token from the configured host (wechatpy hard-codes the real one)."""
+        result: dict[str, Any] = self._fetch_access_token(
+            url=f"{self.API_BASE_URL}gettoken",
+            params={"corpid": self.corp_id, "corpsecret": self.secret},
+        )
+        return result
+
+
+class MemberPacer:
+    """At most `limit` messages a minute to each member: waits for a free slot."""
+
+    def __init__(self, limit: int = PER_MEMBER_PER_MINUTE, window: float = 60.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._sent: dict[str, deque[float]] = {}
+        self._locks = ChatLocks()
+
+    async def wait(self, member: str) -> None:
+        """Return when one more message to member stays within the limit (and count it)."""
+        async with self._locks.hold(member):
+            sent = self._sent.setdefault(member, deque())
+            now = time.monotonic()
+            while sent and now - sent[0] >= self.window:
+                sent.popleft()
+            if len(sent) >= self.limit:
+                await asyncio.sleep(self.window - (now - sent[0]))
+                sent.popleft()
+            sent.append(time.monotonic())
+
+
+class WeComMessenger:
+    """Sends for the core through WeChatClient, in a worker thread."""
+
+    platform = PLATFORM
+
+    def __init__(self, client: DubanWeComClient, agent_id: int, *, backoff: float = BASE_BACKOFF):
+        self.client = client
+        self.agent_id = agent_id
+        self.backoff = backoff
+        self.pacer = MemberPacer()
+
+    def _call(self, action: Callable[[], T]) -> T:
+        """Run one API call: refetch the token once on 40014/42001, back off on limits."""
+        token_refetched = False
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                return action()
+            except WeChatClientException as exc:
+                code = exc.errcode
+                if code in TOKEN_ERRORS and not token_refetched:
+                    token_refetched = True
+                    self.client.fetch_access_token()
+                    continue
+                retryable = code is None or code in RETRY_ERRORS  # None: an HTTP status error
+                if not retryable or attempt == MAX_ATTEMPTS:
+                    raise
+                log.warning("WeCom API error %s, retrying (attempt %d)", code, attempt)
+            except requests.RequestException as exc:
+                if attempt == MAX_ATTEMPTS:
+                    raise
+                log.warning(
+                    "WeCom network error %s, retrying (attempt %d)", type(exc).__name__, attempt
+                )
+            time.sleep(self.backoff * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
+
+    async def _send(self, user: str, action: Callable[[], dict[str, Any]]) -> SentMessage:
+        await self.pacer.wait(user)
+        result = await asyncio.to_thread(self._call, action)
+        return SentMessage(PLATFORM, user, str(result.get("msgid") or uuid.uuid4().hex))
+
+    async def send_text(
+        self,
+        chat_id: str,
+        text: str,
+        *,
+        buttons: tuple[tuple[Button, ...], ...] = (),
+        reply_to: str | None = None,
+    ) -> SentMessage:
+        """Send text split at 2048 bytes; buttons become button_interaction cards."""
+        flat = [b for row in buttons for b in row]
+        if flat:
+            return await self._send_cards(chat_id, text, flat)
+        sent: SentMessage | None = None
+        for chunk in split_text(text, MAX_TEXT_BYTES, size=utf8_size):
+            send = partial(self.client.message.send_text, self.agent_id, chat_id, chunk)
+            sent = await self._send(chat_id, send)
+        assert sent is not None
+        return sent
+
+    async def send_markdown(self, chat_id: str, text: str) -> SentMessage:
+        """Send markdown split at 2048 bytes."""
+        sent: SentMessage | None = None
+        for chunk in split_text(text, MAX_TEXT_BYTES, size=utf8_size):
+            send = partial(self.client.message.send_markdown, self.agent_id, chat_id, chunk)
+            sent = await self._send(chat_id, send)
+        assert sent is not None
+        return sent
+
+    async def _send_cards(self, user: str, text: str, buttons: list[Button]) -> SentMessage:
+        title, _, rest = text.partition("\n")
+        sent: SentMessage | None = None
+        for start in range(0, len(buttons), MAX_CARD_BUTTONS):
+            part = buttons[start : start + MAX_CARD_BUTTONS]
+            card: dict[str, Any] = {
+                "card_type": "button_interaction",
+                "main_title": {"title": _clip(title, 36), "desc": _clip(rest, 44)},
+                "task_id": f"duban-{uuid.uuid4().hex}",
+                "button_list": [
+                    {"text": _clip(b.label, 10), "style": 1, "key": b.data} for b in part
+                ],
+            }
+            data = {
+                "touser": user,
+                "msgtype": "template_card",
+                "agentid": self.agent_id,
+                "template_card": card,
+            }
+            sent = await self._send(user, partial(self.client.post, "message/send", data=data))
+        assert sent is not None
+        return sent
+
+    async def _upload_and_send(self, user: str, path: Path, kind: str) -> SentMessage:
+        def upload() -> dict[str, Any]:
+            with path.open("rb") as handle:
+                result: dict[str, Any] = self.client.media.upload(kind, (path.name, handle))
+                return result
+
+        media = await asyncio.to_thread(self._call, upload)
+        media_id = media["media_id"]
+        if kind == "image":
+            return await self._send(
+                user, lambda: self.client.message.send_image(self.agent_id, user, media_id)
+            )
+        return await self._send(
+            user, lambda: self.client.message.send_file(self.agent_id, user, media_id)
+        )
+
+    async def send_file(
+        self, chat_id: str, path: Path, *, caption: str | None = None
+    ) -> SentMessage:
+        """Upload a file and send it; the caption goes first as text."""
+        if caption:
+            await self.send_text(chat_id, caption)
+        return await self._upload_and_send(chat_id, path, "file")
+
+    async def send_photo(
+        self, chat_id: str, path: Path, *, caption: str | None = None
+    ) -> SentMessage:
+        """Upload a picture and send it; the caption goes first as text."""
+        if caption:
+            await self.send_text(chat_id, caption)
+        return await self._upload_and_send(chat_id, path, "image")
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class WeComChannel:
+    """The callback endpoint and the messenger; callbacks run in tracked background tasks."""
+
+    platform = PLATFORM
+
+    def __init__(self, settings: Settings, core: ChatCore) -> None:
+        missing = missing_wecom_settings(settings)
+        if missing:
+            raise ValueError(f"WeCom settings missing: {', '.join(missing)}")
+        assert settings.wecom_corp_id and settings.wecom_agent_id is not None
+        assert settings.wecom_secret and settings.wecom_token and settings.wecom_aes_key
+        self.core = core
+        self.crypto = CallbackCrypto(
+            settings.wecom_token.get_secret_value(),
+            settings.wecom_aes_key.get_secret_value(),
+            settings.wecom_corp_id,
+        )
+        client = DubanWeComClient(
+            settings.wecom_corp_id,
+            settings.wecom_secret.get_secret_value(),
+            settings.wecom_api_base_url,
+        )
+        self.messenger = WeComMessenger(client, settings.wecom_agent_id)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._users = ChatLocks()
+        # Few messages in work at once: the rest wait cheaply, and answering callbacks stays
+        # fast under a burst (the work competes with the event loop for the interpreter).
+        self._working = asyncio.Semaphore(WORKERS)
+        self._accepting = True
+
+    async def start(self) -> None:
+        """Nothing to connect: WeCom calls us."""
+        self._accepting = True
+        log.info("WeCom callback ready at /wecom/callback")
+
+    async def stop(self) -> None:
+        """Refuse new callbacks and finish the ones in flight."""
+        self._accepting = False
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def routes(self) -> list[BaseRoute]:
+        """The callback route."""
+        return [Route("/wecom/callback", self._callback, methods=["GET", "POST"])]
+
+    async def _callback(self, request: Request) -> Response:
+        params = request.query_params
+        sig, ts, nonce = (params.get(k, "") for k in ("msg_signature", "timestamp", "nonce"))
+        try:
+            if request.method == "GET":
+                echo = self.crypto.verify_url(sig, ts, nonce, params.get("echostr", ""))
+                return PlainTextResponse(echo)
+            body = await _read_limited(request, MAX_BODY)
+            xml = self.crypto.decrypt(body, sig, ts, nonce)
+            event = to_event(xml)
+        except CallbackRejected as exc:
+            log.warning("WeCom callback refused (%s): %s", exc.status, exc.reason)
+            return Response(status_code=exc.status)
+        if event is not None and self._accepting:
+            task = asyncio.create_task(self._handle(event))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return Response(status_code=200)
+
+    async def _handle(self, event: IncomingMessage) -> None:
+        async with self._users.hold(event.chat_id), self._working:
+            try:
+                await self.core.handle(event)
+            except Exception:
+                log.exception("handling a WeCom message failed")
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    length = request.headers.get("content-length")
+    if length is not None and (not length.isdigit() or int(length) > limit):
+        raise CallbackRejected(400, "body too large")
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise CallbackRejected(400, "body too large")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise CallbackRejected(400, "client went away") from None
+    return b"".join(chunks)
+
+
+def missing_wecom_settings(settings: Settings) -> list[str]:
+    """The WeCom settings still unset (empty when WeCom is fully configured)."""
+    values = {
+        "WECOM_CORP_ID": settings.wecom_corp_id,
+        "WECOM_AGENT_ID": settings.wecom_agent_id,
+        "WECOM_SECRET": settings.wecom_secret,
+        "WECOM_TOKEN": settings.wecom_token,
+        "WECOM_AES_KEY": settings.wecom_aes_key,
+    }
+    return [name for name, value in values.items() if value is None]
