@@ -86,7 +86,16 @@ class DubanApp:
             wecom = WeComChannel(settings, self.core)
             self.core.add_messenger(wecom.messenger)
             self.channels.append(wecom)
-        self.dispatcher = Dispatcher(self.engine, self.core.messengers, t=self.core.t, clock=clock)
+        group = None
+        if settings.wecom_group_webhook_key is not None:
+            from bot.channels.wecom_group import GroupRobot
+
+            group = GroupRobot(
+                settings.wecom_api_base_url, settings.wecom_group_webhook_key.get_secret_value()
+            )
+        self.dispatcher = Dispatcher(
+            self.engine, self.core.messengers, t=self.core.t, clock=clock, group=group
+        )
         self.core.after_commit.append(self.dispatcher.deliver_due)
         routes = [route for channel in self.channels for route in channel.routes()]
         self.web = build_web_app(routes, status={"channels": [c.platform for c in self.channels]})

@@ -36,8 +36,10 @@ from bot.i18n import Translator, UserError
 from bot.models import Contact, MessageLink, Plan, ProcessedUpdate, Role
 from bot.router import Router
 from bot.services import audit
+from bot.services.items import ItemView, item_views
 from bot.services.notices import OUTBOX_TOUCHED, queue_notice
 from bot.services.plans import current_plan
+from bot.services.progress import StatusRules
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -112,6 +114,16 @@ class ChatContext:
     def plan(self) -> Plan:
         """The current plan (a UserError when none is imported)."""
         return current_plan(self.session)
+
+    def views(self) -> list[ItemView]:
+        """Where every item of the current plan stands now."""
+        return item_views(
+            self.session,
+            self.plan,
+            now=self.now,
+            tz=self.settings.tz,
+            rules=StatusRules.from_settings(self.settings),
+        )
 
     def reply(
         self,

@@ -19,13 +19,20 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot import db
+from bot.chat import MAX_TEXT
+from bot.cn_numbers import parse_number
 from bot.i18n import Translator, UserError
 from bot.importer.model import ParsedPlan, PlanFormatError
-from bot.models import AssignmentRole
+from bot.models import AssignmentRole, Plan, ReportStatus, Target, utcnow
 from bot.services import assignments as assign_svc
-from bot.services import audit, contacts, plans
-from bot.services.items import item_json, item_views, target_json
+from bot.services import audit, contacts, plans, reports
+from bot.services.digest import Digest, build_digest, digest_json, parse_week
+from bot.services.items import ItemView, item_json, item_views, target_json
+from bot.services.ledger_export import export_ledger, history_rows
+from bot.services.progress import StatusRules
+from bot.services.sending import queue_digest, write_digest_chart
 from bot.settings import Settings, load_settings
+from bot.templating import DIGEST_FORMATS, format_number, render_digest
 
 EXIT_BAD_INPUT = 2
 
@@ -37,7 +44,9 @@ app = typer.Typer(
 )
 contacts_app = typer.Typer(help="Register contacts and issue invite codes.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
+targets_app = typer.Typer(help="Quantitative targets.", no_args_is_help=True)
 app.add_typer(contacts_app, name="contacts")
+app.add_typer(targets_app, name="targets")
 app.add_typer(db_app, name="db")
 
 P = ParamSpec("P")
@@ -61,6 +70,16 @@ class Runtime:
         engine = db.make_engine(self.settings.database_url)
         db.upgrade(engine)
         return engine
+
+    def views(self, session: Session, plan: Plan) -> list[ItemView]:
+        """Where every item of the plan stands now."""
+        return item_views(
+            session,
+            plan,
+            now=utcnow(),
+            tz=self.settings.tz,
+            rules=StatusRules.from_settings(self.settings),
+        )
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -152,7 +171,7 @@ def _items_table(rt: Runtime, session: Session, plan: Any) -> Table:
     table = Table(title=plan.title, show_lines=False)
     for key in ("no", "title", "lead", "deadline", "assignees", "progress"):
         table.add_column(t(f"cli.items.col.{key}"), overflow="fold")
-    for view in item_views(session, plan):
+    for view in rt.views(session, plan):
         item = view.item
         progress = "" if view.percent is None else f"{view.percent}%"
         table.add_row(
@@ -226,7 +245,7 @@ def items_cmd(
         plan = plans.current_plan(session)
         if as_json:
             _print_json(
-                {"plan": plan.title, "items": [item_json(v) for v in item_views(session, plan)]}
+                {"plan": plan.title, "items": [item_json(v) for v in rt.views(session, plan)]}
             )
         else:
             out.print(_items_table(rt, session, plan))
@@ -429,6 +448,300 @@ def _read_csv(path: Path) -> str:
         except UnicodeDecodeError:
             continue
     raise UserError("csv.undecodable", path=str(path))
+
+
+def _digest(rt: Runtime, session: Session, week: str | None) -> Digest:
+    plan = plans.current_plan(session)
+    return build_digest(
+        session,
+        plan,
+        now=utcnow(),
+        tz=rt.settings.tz,
+        rules=StatusRules.from_settings(rt.settings),
+        week=parse_week(week) if week else None,
+    )
+
+
+@app.command("digest")
+@bad_input_exits
+def digest_cmd(
+    week: Annotated[str | None, typer.Option("--week", help="ISO week, e.g. 2023-W23.")] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="text, telegram (HTML), wecom (markdown) or json.")
+    ] = "text",
+    chart: Annotated[Path | None, typer.Option("--chart", help="Also write the PNG chart.")] = None,
+    send: Annotated[
+        bool, typer.Option("--send", help="Queue it for every leader (and the group robot).")
+    ] = False,
+) -> None:
+    """Preview the weekly digest (the current week by default), or send it to the leaders."""
+    if fmt not in (*DIGEST_FORMATS, "json"):
+        raise UserError("digest.bad_format", value=fmt)
+    rt = _runtime()
+    with rt.session() as session:
+        digest = _digest(rt, session, week)
+        if send:
+            queued = queue_digest(session, digest, locale=rt.settings.locale, now=utcnow())
+            out.print(rt.t("cli.digest.queued", count=queued, week=digest.label))
+            return
+    if chart is not None:
+        write_digest_chart(digest, chart, rt.settings.locale)
+    if fmt == "json":
+        _print_json(digest_json(digest, rt.t))
+    else:
+        sys.stdout.write(render_digest(digest, fmt, rt.settings.locale) + "\n")
+
+
+@app.command("export")
+@bad_input_exits
+def export_cmd(
+    path: Annotated[Path, typer.Argument(help="The workbook to write, e.g. 台账.xlsx.")],
+) -> None:
+    """Write the ledger (台账) as an Excel workbook: every item, and every report."""
+    if path.suffix.lower() != ".xlsx":
+        raise UserError("export.bad_suffix", path=str(path))
+    rt = _runtime()
+    with rt.session() as session:
+        plan = plans.current_plan(session)
+        written = export_ledger(session, plan, path, settings=rt.settings, now=utcnow())
+    out.print(rt.t("cli.export.done", path=str(written)))
+
+
+STATUS_WORDS = {
+    "done": ReportStatus.done,
+    "in_progress": ReportStatus.in_progress,
+    "delayed": ReportStatus.delayed,
+    "not_started": ReportStatus.not_started,
+    "已完成": ReportStatus.done,
+    "完成": ReportStatus.done,
+    "推进中": ReportStatus.in_progress,
+    "进行中": ReportStatus.in_progress,
+    "滞后": ReportStatus.delayed,
+    "延期": ReportStatus.delayed,
+    "受阻": ReportStatus.delayed,
+    "未启动": ReportStatus.not_started,
+}
+
+
+def _target_values(targets: list[Target], given: list[str]) -> list[tuple[Target, float]]:
+    """`METRIC=V` pairs matched to the item's targets (by metric, or its number 1, 2, ...)."""
+    pairs: list[tuple[Target, float]] = []
+    for raw in given:
+        metric, sep, number = raw.partition("=")
+        value = parse_number(number.strip()) if sep else None
+        if value is None:
+            raise UserError("report.bad_value", value=raw)
+        name = metric.strip()
+        matches = [
+            t
+            for i, t in enumerate(targets, start=1)
+            if name == str(i) or (name and (name in t.metric or t.metric in name))
+        ]
+        if len(matches) != 1:
+            known = "；".join(f"{i}={t.metric}" for i, t in enumerate(targets, start=1)) or "-"
+            raise UserError("report.unknown_metric", metric=name, known=known)
+        pairs.append((matches[0], value))
+    return pairs
+
+
+@app.command("report")
+@bad_input_exits
+def report_cmd(
+    item: Annotated[str, typer.Argument(help="Item number (9) or label (三.2).")],
+    as_name: Annotated[str, typer.Option("--as", help="Whose report it is (a contact).")],
+    percent: Annotated[int | None, typer.Option("--percent", help="0-100.")] = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="done, in_progress, delayed, not_started.")
+    ] = None,
+    text: Annotated[str, typer.Option("--text", help="What was said.")] = "",
+    value: Annotated[
+        list[str] | None, typer.Option("--value", help="METRIC=V for a target, repeatable.")
+    ] = None,
+    by: Annotated[str | None, typer.Option("--by", help="The admin entering it.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Record a report received by phone or on paper, on someone's behalf."""
+    if percent is not None and not 0 <= percent <= 100:
+        raise UserError("report.bad_percent", value=f"{percent}%")
+    word = STATUS_WORDS.get(status.strip().lower()) if status else None
+    if status and word is None:
+        raise UserError("report.bad_status", value=status)
+    if len(text) > MAX_TEXT:
+        raise UserError("report.too_long", max=MAX_TEXT, length=len(text))
+    if percent is None and word is None and not text.strip() and not value:
+        raise UserError("report.cli_empty")
+    rt = _runtime()
+    with rt.session() as session:
+        plan = plans.current_plan(session)
+        work_item = plans.find_item(session, plan, item)
+        person = contacts.find_contact(session, as_name)
+        admin = contacts.find_contact(session, by) if by else None
+        pairs = _target_values(reports.item_targets(session, work_item), value or [])
+        report = reports.record_report(
+            session,
+            item=work_item,
+            contact=person,
+            now=utcnow(),
+            percent=percent,
+            status=word,
+            text=text.strip(),
+            values=pairs,
+            source="cli",
+            entered_by=admin,
+        )
+        audit.record(
+            session,
+            actor=audit.CLI_ACTOR,
+            action="report.on_behalf",
+            item=work_item.number,
+            contact=person.name,
+        )
+        if as_json:
+            _print_json(
+                {
+                    "item": work_item.number,
+                    "contact": person.name,
+                    "percent": report.percent,
+                    "status": report.status,
+                    "values": {t.metric: v for t, v in pairs},
+                }
+            )
+        else:
+            out.print(
+                rt.t(
+                    "cli.report.done",
+                    item=work_item.number,
+                    title=work_item.title,
+                    name=person.name,
+                    percent=report.percent if report.percent is not None else "-",
+                    status=rt.t(f"report_status.{report.status}") if report.status else "-",
+                )
+            )
+
+
+@app.command("history")
+@bad_input_exits
+def history_cmd(
+    item: Annotated[str, typer.Argument(help="Item number (9) or label (三.2).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """List an item's reports, newest first, corrections and withdrawals included."""
+    rt = _runtime()
+    with rt.session() as session:
+        plan = plans.current_plan(session)
+        work_item = plans.find_item(session, plan, item)
+        rows = [r for r in history_rows(session, plan) if r.item == work_item.number]
+    tz = rt.settings.tz
+    if as_json:
+        _print_json(
+            {
+                "item": work_item.number,
+                "title": work_item.title,
+                "reports": [
+                    {
+                        "at": r.at.astimezone(tz).isoformat(),
+                        "contact": r.contact,
+                        "percent": r.percent,
+                        "status": r.status,
+                        "text": r.text,
+                        "values": r.values,
+                        "source": r.source,
+                        "entered_by": r.entered_by,
+                        "superseded": r.superseded,
+                        "withdrawn": r.withdrawn,
+                    }
+                    for r in rows
+                ],
+            }
+        )
+        return
+    t = rt.t
+    table = Table(title=f"{work_item.number}. {work_item.title}")
+    for key in ("at", "contact", "percent", "status", "text", "note"):
+        table.add_column(t(f"cli.history.col.{key}"), overflow="fold")
+    for r in rows:
+        note = t("cli.history.superseded") if r.superseded else ""
+        note = t("cli.history.withdrawn") if r.withdrawn else note
+        table.add_row(
+            r.at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+            r.contact,
+            "" if r.percent is None else f"{r.percent}%",
+            t(f"report_status.{r.status}") if r.status else "",
+            "；".join(x for x in (r.text, r.values) if x),
+            note,
+        )
+    out.print(table)
+
+
+@targets_app.command("list")
+@bad_input_exits
+def targets_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """List every quantitative target with its current value."""
+    rt = _runtime()
+    with rt.session() as session:
+        plan = plans.current_plan(session)
+        views = rt.views(session, plan)
+    rows = [(v, i, s) for v in views for i, s in enumerate(v.targets, start=1)]
+    if as_json:
+        _print_json(
+            {
+                "targets": [
+                    {
+                        "item": v.item.number,
+                        "number": i,
+                        **target_json(s.target),
+                        "additive": s.target.additive,
+                        "current": s.value,
+                        "share": s.share,
+                        "projection": s.projection,
+                    }
+                    for v, i, s in rows
+                ]
+            }
+        )
+        return
+    table = Table()
+    for key in ("item", "number", "target", "additive", "current"):
+        table.add_column(rt.t(f"cli.targets.col.{key}"), overflow="fold")
+    for v, i, s in rows:
+        current = "" if s.value is None else format_number(s.value)
+        table.add_row(
+            str(v.item.number), str(i), s.target.text, "✓" if s.target.additive else "", current
+        )
+    out.print(table)
+
+
+@targets_app.command("additive")
+@bad_input_exits
+def targets_additive(
+    item: Annotated[str, typer.Argument(help="Item number.")],
+    target: Annotated[int, typer.Argument(help="The target's number in the item (1, 2, ...).")],
+    off: Annotated[bool, typer.Option("--off", help="Take the latest value, do not sum.")] = False,
+) -> None:
+    """Sum a target over its reporters (one per county, say): each one's latest value counts."""
+    rt = _runtime()
+    with rt.session() as session:
+        plan = plans.current_plan(session)
+        work_item = plans.find_item(session, plan, item)
+        targets = reports.item_targets(session, work_item)
+        if not 1 <= target <= len(targets):
+            raise UserError(
+                "targets.unknown", item=work_item.number, number=target, count=len(targets)
+            )
+        chosen = targets[target - 1]
+        chosen.additive = not off
+        audit.record(
+            session,
+            actor=audit.CLI_ACTOR,
+            action="target.additive",
+            item=work_item.number,
+            target=chosen.metric,
+            additive=chosen.additive,
+        )
+    key = "cli.targets.summed" if not off else "cli.targets.latest"
+    out.print(rt.t(key, item=work_item.number, metric=chosen.metric))
 
 
 @db_app.command("upgrade")

@@ -63,6 +63,7 @@ class Outgoing:
     photo: Path | None = None
     link_item_id: int | None = None  # record a message link so a reply ties back to the item
     link_contact_id: int | None = None
+    markup: str = "text"  # text | html (Telegram) | markdown (WeCom)
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -78,8 +79,9 @@ class Messenger(Protocol):
         *,
         buttons: tuple[tuple[Button, ...], ...] = (),
         reply_to: str | None = None,
+        markup: str = "text",
     ) -> SentMessage:
-        """Send text, split to the platform's limit; return the last message sent."""
+        """Send text (plain, or the platform's markup), split to its limit; the last part sent."""
         ...
 
     async def send_file(
@@ -102,7 +104,7 @@ async def deliver(messenger: Messenger, out: Outgoing) -> SentMessage:
     if out.photo is not None:
         return await messenger.send_photo(out.chat_id, out.photo, caption=out.text or None)
     return await messenger.send_text(
-        out.chat_id, out.text, buttons=out.buttons, reply_to=out.reply_to
+        out.chat_id, out.text, buttons=out.buttons, reply_to=out.reply_to, markup=out.markup
     )
 
 

@@ -177,6 +177,12 @@ class Assignment(SQLModel, table=True):
 class Report(SQLModel, table=True):
     """A progress report on a work item."""
 
+    # The latest report per item (and per contact) as of a moment: the digest's main read.
+    __table_args__ = (
+        sa.Index("ix_report_item_created", "item_id", "created_at"),
+        sa.Index("ix_report_contact_created", "contact_id", "created_at"),
+    )
+
     id: int | None = Field(default=None, primary_key=True)
     item_id: int = Field(foreign_key="work_item.id", index=True, ondelete="CASCADE")
     contact_id: int = Field(foreign_key="contact.id", index=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -42,10 +43,17 @@ class Settings(BaseSettings):
     wecom_api_base_url: str = DEFAULT_WECOM_API
     wecom_group_webhook_key: SecretStr | None = None
 
+    data_dir: Path = Path("duban-data")
+
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8080, ge=0, le=65535)
 
     invite_valid_days: int = Field(default=7, ge=1, le=365)
+
+    status_amber_behind: int = Field(default=10, ge=0, le=100)
+    status_red_behind: int = Field(default=30, ge=0, le=100)
+    status_stale_cycles: int = Field(default=2, ge=1, le=52)
+    report_cycle_days: int = Field(default=7, ge=1, le=366)
 
     @field_validator("timezone")
     @classmethod

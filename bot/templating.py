@@ -9,6 +9,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from bot.db import resource_dir
 from bot.i18n import DEFAULT_LOCALE, Translator
+from bot.services.progress import target_share
 
 STATUS_MARK = {"green": "🟢", "amber": "🟡", "red": "🔴", "done": "✅", "none": "⚪"}
 
@@ -22,13 +23,9 @@ def format_number(value: float | int | None) -> str:
     return f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
-def target_share(target: Any, value: float | None) -> int | None:
-    """How far a value is towards a target, in whole percent (None when it cannot be said)."""
-    if value is None or not target.value:
-        return None
-    if target.comparator in ("<", "<="):
-        return None  # a ceiling: being under it is the goal, a share means nothing
-    return round(100 * value / target.value)
+def share_of(target: Any, value: float | None) -> int | None:
+    """How far a value is towards a target row, in whole percent."""
+    return target_share(target.comparator, target.value, value)
 
 
 @cache
@@ -43,9 +40,23 @@ def environment(autoescape: bool = False) -> Environment:
         keep_trailing_newline=False,
     )
     env.globals["status_mark"] = STATUS_MARK
-    env.globals["share"] = target_share
+    env.globals["share"] = share_of
     env.filters["num"] = format_number
     return env
+
+
+DIGEST_FORMATS = ("text", "telegram", "wecom")
+
+
+def render_digest(digest: Any, fmt: str, locale: str) -> str:
+    """The weekly digest as plain text, Telegram HTML (user text escaped) or WeCom markdown."""
+    if fmt not in DIGEST_FORMATS:
+        raise ValueError(f"unknown digest format {fmt!r}")
+    env = environment(autoescape=fmt == "telegram")
+    locale = locale if (resource_dir("templates") / locale).is_dir() else DEFAULT_LOCALE
+    template = env.get_template(f"{locale}/digest.j2")
+    text = template.render(t=Translator(locale), d=digest, fmt=fmt)
+    return "\n".join(line.rstrip() for line in text.strip().splitlines())
 
 
 def render(name: str, locale: str, **context: Any) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from bot.chat import ChatContext
-from bot.services.items import item_views
 from bot.services.reports import latest_report
 from bot.templating import render
 
@@ -12,7 +11,7 @@ def my_items(ctx: ChatContext) -> None:
     """Lists the items assigned to the sender."""
     assert ctx.contact is not None
     rows = []
-    for view in item_views(ctx.session, ctx.plan):
+    for view in ctx.views():
         if not any(c.id == ctx.contact.id for c, _ in view.people):
             continue
         mine = latest_report(ctx.session, view.item.id or 0, ctx.contact.id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.router import ADMINS, LEADERS, Router
-from handlers import admin, my_items, report, start, status
+from handlers import admin, digest, my_items, report, start, status
 
 
 def build_router() -> Router:
@@ -16,6 +16,8 @@ def build_router() -> Router:
     router.command("undo", report.undo)
     router.command("status", status.status)
     router.command("overdue", status.overdue, roles=LEADERS)
+    router.command("digest", digest.digest, roles=LEADERS)
+    router.command("export", digest.export, roles=LEADERS)
     router.command("assign", admin.assign, roles=ADMINS)
     router.command("unassign", admin.unassign, roles=ADMINS)
     router.command("deadline", admin.deadline, roles=ADMINS)

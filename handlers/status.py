@@ -5,9 +5,8 @@ from __future__ import annotations
 from bot.chat import ChatContext
 from bot.i18n import UserError
 from bot.models import Role
-from bot.services.items import item_views
 from bot.services.plans import find_item
-from bot.services.reports import is_assigned, latest_report, target_values
+from bot.services.reports import is_assigned, latest_report
 from bot.templating import render
 
 
@@ -19,14 +18,13 @@ def status(ctx: ChatContext) -> None:
     item = find_item(ctx.session, ctx.plan, ctx.args.split()[0])
     if ctx.contact.role == Role.official and not is_assigned(ctx.session, item, ctx.contact):
         raise UserError("status.not_yours", item=item.number)
-    view = next(v for v in item_views(ctx.session, ctx.plan) if v.item.id == item.id)
+    view = next(v for v in ctx.views() if v.item.id == item.id)
     owners = [
         {"contact": c, "assignment": a, "report": latest_report(ctx.session, item.id or 0, c.id)}
         for c, a in view.people
     ]
-    values = target_values(ctx.session, [t.id for t in view.targets if t.id is not None])
     ctx.reply(
-        render("status", ctx.t.locale, view=view, owners=owners, values=values),
+        render("status", ctx.t.locale, view=view, owners=owners),
         link_item_id=item.id,
     )
 
@@ -36,7 +34,7 @@ def overdue(ctx: ChatContext) -> None:
     today = ctx.now.astimezone(ctx.settings.tz).date()
     rows = [
         v
-        for v in item_views(ctx.session, ctx.plan)
+        for v in ctx.views()
         if v.deadline is not None and v.deadline < today and v.status != "done"
     ]
     ctx.reply(render("overdue", ctx.t.locale, rows=rows, today=today))

@@ -3,7 +3,7 @@
 A row is claimed by pushing its next attempt time past a lease before it is sent, so a
 second dispatcher (or a restart during the lease) does not send it at the same time; on
 PostgreSQL the claim uses FOR UPDATE SKIP LOCKED. A failed send is retried with exponential
-backoff, then marked failed.
+backoff, then marked failed. Rows without a contact go to the leaders' group robot.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from sqlalchemy import or_
 from sqlalchemy.engine import Engine
@@ -20,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from bot.chat import chat_address, record_link
 from bot.clock import Clock, system_clock
-from bot.events import Messenger, Outgoing, deliver
+from bot.events import Messenger, Outgoing, SentMessage, deliver
 from bot.i18n import Translator
 from bot.models import Contact, Outbox
 
@@ -29,17 +30,33 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=2)
 BASE_BACKOFF = timedelta(seconds=30)
 MAX_ATTEMPTS = 6
+GROUP = "group"
+MARKUP = {
+    "telegram": ("html", "html"),
+    "wecom": ("markdown", "markdown"),
+    GROUP: ("markdown", "markdown"),
+}
+
+
+class GroupSender(Protocol):
+    """Where rows for the leaders' group go (the WeCom group robot)."""
+
+    async def send_markdown(self, text: str) -> int:
+        """Send markdown; returns the number of messages."""
+        ...
 
 
 @dataclass(frozen=True)
 class Claimed:
-    """An outbox row claimed for sending, with where it goes."""
+    """An outbox row claimed for sending, with where it goes and what it says."""
 
     outbox_id: int
     platform: str
     chat_id: str
     text: str
-    contact_id: int
+    markup: str
+    photo: str | None
+    contact_id: int | None
     item_id: int | None
 
 
@@ -53,26 +70,32 @@ class Dispatcher:
         *,
         t: Translator,
         clock: Clock = system_clock,
+        group: GroupSender | None = None,
         batch: int = 100,
     ) -> None:
-        self.t = t
         self.engine = engine
         self.messengers = messengers
+        self.t = t
         self.clock = clock
+        self.group = group
         self.batch = batch
         self._lock = asyncio.Lock()
 
-    def _text(self, payload: dict[str, Any]) -> str:
+    def _content(self, payload: dict[str, Any], platform: str) -> tuple[str, str]:
+        """The text to send and its markup, for the channel it goes out on."""
+        key, markup = MARKUP.get(platform, ("text", "text"))
+        if key in payload:
+            return str(payload[key]), markup
         if "text" in payload:
-            return str(payload["text"])
-        return self.t(str(payload["message"]), **payload.get("params", {}))
+            return str(payload["text"]), "text"
+        return self.t(str(payload["message"]), **payload.get("params", {})), "text"
 
     def _claim(self, now: datetime) -> list[Claimed]:
         claimed: list[Claimed] = []
         with Session(self.engine) as session:
             query = (
                 select(Outbox, Contact)
-                .join(Contact, col(Contact.id) == Outbox.contact_id)
+                .outerjoin(Contact, col(Contact.id) == Outbox.contact_id)
                 .where(
                     Outbox.state == "pending",
                     col(Outbox.due_at) <= now,
@@ -84,19 +107,30 @@ class Dispatcher:
             if self.engine.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True, of=Outbox)
             for row, contact in session.exec(query).all():
-                address = chat_address(contact, self.messengers)
+                if contact is None:
+                    if self.group is None:
+                        continue  # no group robot configured: stays pending
+                    address: tuple[str, str] | None = (GROUP, GROUP)
+                else:
+                    address = chat_address(contact, self.messengers)
                 if address is None:
                     continue  # not reachable on a running channel: stays pending
                 row.next_attempt_at = now + LEASE
                 row.channel = address[0]
-                assert row.id is not None and contact.id is not None
+                assert row.id is not None
+                text, markup = self._content(row.payload, address[0])
+                photo = row.payload.get("photo")
+                if photo and not Path(photo).is_file():
+                    photo = None  # the chart was cleaned away: the text still goes
                 claimed.append(
                     Claimed(
                         row.id,
                         address[0],
                         address[1],
-                        self._text(row.payload),
-                        contact.id,
+                        text,
+                        markup,
+                        photo,
+                        contact.id if contact else None,
                         row.item_id,
                     )
                 )
@@ -122,6 +156,26 @@ class Dispatcher:
                     row.next_attempt_at = now + BASE_BACKOFF * (2 ** (row.attempts - 1))
             session.commit()
 
+    async def _send(self, claimed: Claimed) -> SentMessage | None:
+        if claimed.platform == GROUP:
+            assert self.group is not None
+            await self.group.send_markdown(claimed.text)
+            return None
+        messenger = self.messengers[claimed.platform]
+        out = Outgoing(
+            chat_id=claimed.chat_id,
+            text=claimed.text,
+            markup=claimed.markup,
+            link_item_id=claimed.item_id,
+            link_contact_id=claimed.contact_id,
+        )
+        sent = await deliver(messenger, out)
+        if claimed.photo:
+            await messenger.send_photo(claimed.chat_id, Path(claimed.photo))
+        if claimed.item_id is not None:
+            await asyncio.to_thread(record_link, self.engine, sent, out)
+        return sent
+
     async def deliver_due(self) -> int:
         """Send every due row; returns how many were sent."""
         async with self._lock:
@@ -131,22 +185,14 @@ class Dispatcher:
                 if not batch:
                     return sent
                 for claimed in batch:
-                    messenger = self.messengers[claimed.platform]
-                    out = Outgoing(
-                        chat_id=claimed.chat_id,
-                        text=claimed.text,
-                        link_item_id=claimed.item_id,
-                        link_contact_id=claimed.contact_id,
-                    )
                     try:
-                        result = await deliver(messenger, out)
+                        result = await self._send(claimed)
                     except Exception as exc:
                         log.warning("outbox %s: send failed: %s", claimed.outbox_id, exc)
                         await asyncio.to_thread(self._finish, claimed, None, repr(exc))
                         continue
-                    await asyncio.to_thread(self._finish, claimed, result.message_id, None)
-                    if claimed.item_id is not None:
-                        await asyncio.to_thread(record_link, self.engine, result, out)
+                    message_id = result.message_id if result else None
+                    await asyncio.to_thread(self._finish, claimed, message_id, None)
                     sent += 1
                 if len(batch) < self.batch:
                     return sent

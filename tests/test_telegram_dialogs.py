@@ -83,7 +83,7 @@ async def test_command_menu_is_set(chat: Dialog, server: FakeTelegram) -> None:
 async def test_my_items(chat: Dialog) -> None:
     answer = await chat.says_one(ZHANG, "/my")
     assert "9. 持续扩增教育优质资源" in answer and "10. 推进学前教育普及普惠健康发展" in answer
-    assert "尚未报送" in answer and "⚪" in answer
+    assert "尚未报送" in answer and "🟡 9." in answer  # no report since the plan began: amber
     await chat.say(ZHANG, "9 60%")
     assert "🟢 9." in await chat.says_one(ZHANG, "/my")
 
@@ -307,3 +307,25 @@ async def test_report_rows_have_the_sender(chat: Dialog) -> None:
         sender = s.get(Contact, report.contact_id)
     assert sender is not None and sender.name == "李四"
     assert isinstance(report, Report)
+
+
+# --- the digest and the ledger on demand ---------------------------------------------------
+
+
+async def test_digest_on_demand_for_leaders(chat: Dialog, server: FakeTelegram) -> None:
+    await chat.say(ZHANG, "9 60% 新增学位6500个")
+    answers = await chat.say(WANG, "/digest")
+    text, photo = answers
+    assert text.parse_mode == "HTML" and "<b>概况</b>" in text.text
+    assert "督办周报" in text.plain_text and "新增学位：6,500 / 10,000 个（65%）" in text.plain_text
+    assert photo.method == "sendPhoto" and photo.files
+    refused = await chat.says_one(ZHANG, "/digest")
+    assert "您没有使用 /digest 的权限" in refused
+
+
+async def test_export_sends_the_ledger(chat: Dialog) -> None:
+    (document,) = await chat.say(ZHAO, "/export")
+    assert document.method == "sendDocument"
+    (upload,) = document.files
+    assert upload.filename.endswith(".xlsx") and upload.size > 1000
+    assert "工作台账" in (document.caption or "")

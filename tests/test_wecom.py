@@ -319,3 +319,40 @@ async def test_group_robot_markdown_is_split_at_4096_bytes(fake: FakeWeCom) -> N
 def test_crypto_refuses_a_wrong_key_length() -> None:
     with pytest.raises(ValueError, match="43-character"):
         CallbackCrypto(WECOM_TOKEN, "short", "corp")
+
+
+async def test_digest_on_wecom_is_markdown_with_an_image(wecom: WeComDialog) -> None:
+    await wecom.say("zhangsan", "9 60%")
+    answers = await wecom.say("wangju", "/digest")
+    kinds = [m.msgtype for m in answers]
+    assert kinds[0] == "markdown" and kinds[-1] == "image"
+    assert "督办周报" in answers[0].content
+    assert any(u.type == "image" for u in wecom.fake.uploads)
+
+
+async def test_queued_digest_goes_to_leaders_and_the_group_robot(
+    fake: FakeWeCom, db_url: str
+) -> None:
+    from bot.services.digest import build_digest
+    from bot.services.plans import current_plan
+    from bot.services.progress import StatusRules
+    from bot.services.sending import queue_digest
+
+    async with running_wecom_bot(fake, db_url, wecom_group_webhook_key=fake.group_key) as wecom:
+        with Session(wecom.engine) as session:
+            digest = build_digest(
+                session,
+                current_plan(session),
+                now=wecom.clock(),
+                tz=wecom.app.settings.tz,
+                rules=StatusRules(),
+            )
+            assert queue_digest(session, digest, locale="zh-CN", now=wecom.clock()) == 1
+            session.commit()
+        await wecom.app.dispatcher.deliver_due()
+        parts = wecom.fake.messages_to("wangju")  # split at 2048 bytes
+        assert {p.msgtype for p in parts} == {"markdown"} and "督办周报" in parts[0].content
+        assert all(len(p.content.encode()) <= 2048 for p in parts)
+        assert wecom.fake.group_messages and "督办周报" in wecom.fake.group_messages[0].content
+        with Session(wecom.engine) as session:
+            assert {o.state for o in session.exec(select(Outbox)).all()} == {"sent"}

@@ -31,6 +31,7 @@ from telegram import (
     ReplyParameters,
     Update,
 )
+from telegram.constants import ParseMode
 from telegram.error import TelegramError
 from telegram.ext import (
     AIORateLimiter,
@@ -158,8 +159,13 @@ class TelegramMessenger:
         *,
         buttons: tuple[tuple[Button, ...], ...] = (),
         reply_to: str | None = None,
+        markup: str = "text",
     ) -> SentMessage:
-        """Send text split at 4096 characters on line boundaries; buttons go on the last part."""
+        """Send text split at 4096 characters on line boundaries; buttons go on the last part.
+
+        With markup "html" the text is Telegram HTML (tags never span lines, so a split on
+        line boundaries keeps every part well formed).
+        """
         chunks = split_text(text, MAX_MESSAGE)
         message: Message | None = None
         for index, chunk in enumerate(chunks):
@@ -174,6 +180,7 @@ class TelegramMessenger:
                 text=chunk,
                 reply_markup=_markup(buttons) if last else None,
                 reply_parameters=reply,
+                parse_mode=ParseMode.HTML if markup == "html" else None,
             )
         assert message is not None
         return self._sent(message)

@@ -251,11 +251,14 @@ class WeComMessenger:
         *,
         buttons: tuple[tuple[Button, ...], ...] = (),
         reply_to: str | None = None,
+        markup: str = "text",
     ) -> SentMessage:
         """Send text split at 2048 bytes; buttons become button_interaction cards."""
         flat = [b for row in buttons for b in row]
         if flat:
             return await self._send_cards(chat_id, text, flat)
+        if markup == "markdown":
+            return await self.send_markdown(chat_id, text)
         sent: SentMessage | None = None
         for chunk in split_text(text, MAX_TEXT_BYTES, size=utf8_size):
             send = partial(self.client.message.send_text, self.agent_id, chat_id, chunk)

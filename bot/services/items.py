@@ -1,27 +1,61 @@
-"""Read models of work items: what `duban items` and the chat show about each item."""
+"""Where every item stands: one read of the plan in a fixed number of queries.
+
+`item_views` loads the items with their section, owners, targets, the latest report as of a
+moment and the targets' current values, then applies the status rule. The number of queries
+does not grow with the number of items or reports (the digest relies on that).
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from bot.models import Assignment, Contact, Plan, Report, ReportStatus, Section, Target, WorkItem
+from bot.models import Assignment, Contact, Plan, Report, Section, Target, TargetValue, WorkItem
 from bot.services.assignments import assignees
 from bot.services.plans import live_items
+from bot.services.progress import StatusRules, Verdict, judge, project, target_share
+
+
+class ReportRow(NamedTuple):
+    """The fields of a report the views need."""
+
+    id: int
+    item_id: int
+    contact_id: int
+    percent: int | None
+    status: str | None
+    text: str
+    created_at: datetime
+
+
+@dataclass
+class TargetState:
+    """A target with its current value, share, reporters and projection."""
+
+    target: Target
+    value: float | None = None
+    share: int | None = None
+    reporters: int = 0
+    reports: int = 0
+    projection: float | None = None
 
 
 @dataclass
 class ItemView:
-    """An item with what is known about it."""
+    """An item with what is known about it, and its status."""
 
     item: WorkItem
     section: Section
-    targets: list[Target]
+    targets: list[TargetState]
     people: list[tuple[Contact, Assignment]] = field(default_factory=list)
-    latest: Report | None = None
+    latest: ReportRow | None = None
+    verdict: Verdict = field(default_factory=lambda: Verdict("none", None, None))
 
     @property
     def deadline(self) -> date | None:
@@ -40,48 +74,188 @@ class ItemView:
 
     @property
     def status(self) -> str:
-        """green | amber | red | done, or none before any report (full rules: the status issue)."""
-        if self.latest is None:
-            return "none"
-        if self.latest.status == ReportStatus.done or self.latest.percent == 100:
-            return "done"
-        if self.latest.status == ReportStatus.delayed:
-            return "red"
-        return "green"
+        """green | amber | red | done | none."""
+        return self.verdict.status
+
+    @property
+    def owner_units(self) -> list[str]:
+        """The units answering for the item: its lead units, else its owners' units."""
+        if self.item.lead_units:
+            return list(self.item.lead_units)
+        return sorted({c.unit for c, _ in self.people if c.unit})
 
 
-def item_views(session: Session, plan: Plan) -> list[ItemView]:
-    """Every live item of the plan with section, targets, assignees and latest report."""
+def plan_start(plan: Plan) -> date:
+    """Where the plan's time runs from: its issue date, else 1 January of its year."""
+    if plan.issued_on:
+        return plan.issued_on
+    return date(plan.created_at.year, 1, 1)
+
+
+def _standing(as_of: datetime) -> Any:
+    """Reports that exist and were not taken back at `as_of`."""
+    return sa.and_(
+        col(Report.created_at) <= as_of,
+        sa.or_(col(Report.withdrawn_at).is_(None), col(Report.withdrawn_at) > as_of),
+    )
+
+
+def latest_reports(session: Session, plan: Plan, as_of: datetime) -> dict[int, ReportRow]:
+    """The newest standing report of each item as of a moment (one query)."""
+    rank = (
+        sa.func.row_number()
+        .over(
+            partition_by=col(Report.item_id),
+            order_by=(col(Report.created_at).desc(), col(Report.id).desc()),
+        )
+        .label("rank")
+    )
+    ranked = (
+        sa.select(
+            col(Report.id),
+            col(Report.item_id),
+            col(Report.contact_id),
+            col(Report.percent),
+            col(Report.status),
+            col(Report.text),
+            col(Report.created_at),
+            rank,
+        )
+        .join(WorkItem, col(WorkItem.id) == Report.item_id)
+        .where(col(WorkItem.plan_id) == plan.id, _standing(as_of))
+        .subquery()
+    )
+    rows = session.execute(sa.select(ranked).where(ranked.c.rank == 1))
+    out: dict[int, ReportRow] = {}
+    for row in rows:
+        status = row.status.value if hasattr(row.status, "value") else row.status
+        created = row.created_at
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)
+        out[row.item_id] = ReportRow(
+            row.id, row.item_id, row.contact_id, row.percent, status, row.text, created
+        )
+    return out
+
+
+def _target_values(
+    session: Session, plan: Plan, as_of: datetime
+) -> tuple[dict[int, dict[int, tuple[datetime, float]]], dict[int, tuple[datetime, float, int]]]:
+    """Per target: each contact's latest value; and the first value with the count of values."""
+    base = (
+        sa.select(
+            col(TargetValue.target_id),
+            col(Report.contact_id),
+            col(TargetValue.value),
+            col(Report.created_at),
+            sa.func.row_number()
+            .over(
+                partition_by=(col(TargetValue.target_id), col(Report.contact_id)),
+                order_by=(col(Report.created_at).desc(), col(Report.id).desc()),
+            )
+            .label("latest"),
+            sa.func.row_number()
+            .over(
+                partition_by=col(TargetValue.target_id),
+                order_by=(col(Report.created_at), col(Report.id)),
+            )
+            .label("first"),
+            sa.func.count().over(partition_by=col(TargetValue.target_id)).label("n"),
+        )
+        .join(Report, col(Report.id) == TargetValue.report_id)
+        .join(WorkItem, col(WorkItem.id) == Report.item_id)
+        .where(col(WorkItem.plan_id) == plan.id, _standing(as_of))
+        .subquery()
+    )
+    rows = session.execute(sa.select(base).where(sa.or_(base.c.latest == 1, base.c.first == 1)))
+    latest: dict[int, dict[int, tuple[datetime, float]]] = defaultdict(dict)
+    first: dict[int, tuple[datetime, float, int]] = {}
+    for row in rows:
+        at = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+        if row.latest == 1:
+            latest[row.target_id][row.contact_id] = (at, float(row.value))
+        if row.first == 1:
+            first[row.target_id] = (at, float(row.value), int(row.n))
+    return latest, first
+
+
+def _target_state(
+    target: Target,
+    latest: dict[int, tuple[datetime, float]],
+    first: tuple[datetime, float, int] | None,
+    deadline: datetime,
+) -> TargetState:
+    state = TargetState(target=target, reporters=len(latest), reports=first[2] if first else 0)
+    if not latest:
+        return state
+    newest_at = max(at for at, _ in latest.values())
+    if target.additive:
+        state.value = sum(value for _, value in latest.values())
+    else:
+        state.value = max(latest.values())[1]  # the newest report's value
+    state.share = target_share(target.comparator, target.value, state.value)
+    if first is not None and state.reports >= 2:
+        state.projection = project((first[0], first[1]), (newest_at, state.value), deadline)
+    return state
+
+
+def item_views(
+    session: Session,
+    plan: Plan,
+    *,
+    now: datetime,
+    tz: ZoneInfo,
+    rules: StatusRules | None = None,
+    as_of: datetime | None = None,
+) -> list[ItemView]:
+    """Every live item of the plan with section, owners, targets, latest report and status."""
+    rules = rules or StatusRules()
+    as_of = as_of or now
     items = live_items(session, plan)
     ids = [i.id for i in items if i.id is not None]
     sections = {s.id: s for s in session.exec(select(Section).where(Section.plan_id == plan.id))}
-    targets: dict[int, list[Target]] = {i: [] for i in ids}
+    targets: dict[int, list[Target]] = defaultdict(list)
     for t in session.exec(
-        select(Target).where(col(Target.item_id).in_(ids)).order_by(col(Target.position))
+        select(Target)
+        .join(WorkItem, col(WorkItem.id) == Target.item_id)
+        .where(WorkItem.plan_id == plan.id)
+        .order_by(col(Target.position))
     ):
         targets[t.item_id].append(t)
     people = assignees(session, ids)
-    latest: dict[int, Report] = {}
-    for r in session.exec(
-        select(Report)
-        .where(
-            col(Report.item_id).in_(ids),
-            col(Report.superseded_by_id).is_(None),
-            col(Report.withdrawn_at).is_(None),
+    latest = latest_reports(session, plan, as_of)
+    values, firsts = _target_values(session, plan, as_of)
+    start = plan_start(plan)
+    today = as_of.astimezone(tz).date()
+    views = []
+    for item in items:
+        assert item.id is not None
+        view = ItemView(
+            item=item,
+            section=sections[item.section_id],
+            targets=[],
+            people=people.get(item.id, []),
+            latest=latest.get(item.id),
         )
-        .order_by(col(Report.created_at), col(Report.id))
-    ):
-        latest[r.item_id] = r
-    return [
-        ItemView(
-            item=i,
-            section=sections[i.section_id],
-            targets=targets.get(i.id or 0, []),
-            people=people.get(i.id or 0, []),
-            latest=latest.get(i.id or 0),
+        deadline = view.deadline or date(start.year, 12, 31)
+        end = datetime.combine(deadline, datetime.max.time(), tzinfo=tz)
+        view.targets = [
+            _target_state(t, values.get(t.id or 0, {}), firsts.get(t.id or 0), end)
+            for t in targets[item.id]
+        ]
+        report = view.latest
+        view.verdict = judge(
+            percent=report.percent if report else None,
+            reported_status=report.status if report else None,
+            last_report_at=report.created_at if report else None,
+            start=start,
+            deadline=view.deadline,
+            today=today,
+            now=as_of.astimezone(tz),
+            rules=rules,
         )
-        for i in items
-    ]
+        views.append(view)
+    return views
 
 
 def target_json(t: Any) -> dict[str, Any]:
@@ -108,7 +282,9 @@ def item_json(view: ItemView) -> dict[str, Any]:
         "lead_units": item.lead_units,
         "support_units": item.support_units,
         "deadline": view.deadline.isoformat() if view.deadline else None,
-        "targets": [target_json(t) for t in view.targets],
+        "targets": [
+            {**target_json(s.target), "current": s.value, "share": s.share} for s in view.targets
+        ],
         "assignees": [c.name for c, _ in view.people],
         "percent": view.percent,
         "status": view.status,

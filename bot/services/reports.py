@@ -62,7 +62,11 @@ def record_report(
     source: str = "chat",
     entered_by: Contact | None = None,
 ) -> Report:
-    """Record a report; an unstated percent carries over from the item's last report."""
+    """Record a report; an unstated percent carries over from the item's last report.
+
+    A second report by the same person on the same item within the undo window is a
+    correction: the earlier one is kept, marked superseded by the new one.
+    """
     if percent is not None and not 0 <= percent <= 100:
         raise UserError("report.bad_percent", value=f"{percent}%")
     if status == ReportStatus.done and percent is None:
@@ -73,6 +77,8 @@ def record_report(
     if status is None and percent is not None:
         status = ReportStatus.done if percent == 100 else ReportStatus.in_progress
     assert item.id is not None and contact.id is not None
+    earlier = latest_report(session, item.id, contact.id)
+    corrects = earlier is not None and now - earlier.created_at <= UNDO_WINDOW
     report = Report(
         item_id=item.id,
         contact_id=contact.id,
@@ -84,8 +90,11 @@ def record_report(
         created_at=now,
     )
     session.add(report)
+    if values or corrects:
+        session.flush()  # the values and the correction need the report's id
+    if corrects and earlier is not None:
+        earlier.superseded_by_id = report.id  # kept, marked: a correction never deletes
     if values:
-        session.flush()  # the values need the report's id
         assert report.id is not None
         for target, value in values:
             assert target.id is not None
@@ -103,6 +112,8 @@ def undo_last(session: Session, contact: Contact, now: datetime) -> tuple[Report
     if report is None or now - report.created_at > UNDO_WINDOW:
         raise UserError("undo.nothing", minutes=int(UNDO_WINDOW.total_seconds() // 60))
     report.withdrawn_at = now
+    for corrected in session.exec(select(Report).where(Report.superseded_by_id == report.id)):
+        corrected.superseded_by_id = None  # taking a correction back restores what it replaced
     item = session.get(WorkItem, report.item_id)
     assert item is not None
     return report, item

@@ -1,0 +1,146 @@
+"""The CLI for leaders' material: digest, export, reports on someone's behalf, history, targets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from tests.test_cli import Cli
+
+
+@pytest.fixture
+def office(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sample_plan: Path) -> Cli:
+    cli = Cli(db_url, tmp_path, monkeypatch)
+    cli.ok("import", sample_plan)
+    cli.ok("contacts", "add", "张三", "--unit", "基础教育科")
+    cli.ok("contacts", "add", "赵主任", "--unit", "办公室", "--role", "admin")
+    cli.ok("assign", "9", "张三", "--deadline", "2099-12-31")
+    return cli
+
+
+def test_report_on_behalf_and_history(office: Cli) -> None:
+    data = office.json(
+        "report",
+        "9",
+        "--as",
+        "张三",
+        "--percent",
+        "60",
+        "--text",
+        "电话报送：主体完工",
+        "--value",
+        "新增学位=6500",
+        "--by",
+        "赵主任",
+    )
+    assert data == {
+        "item": 9,
+        "contact": "张三",
+        "percent": 60,
+        "status": "in_progress",
+        "values": {"新增学位": 6500.0},
+    }
+    office.ok("report", "9", "--as", "张三", "--status", "滞后", "--text", "更正：征地受阻")
+    history = office.json("history", "9")
+    newest, earlier = history["reports"]
+    assert newest["status"] == "delayed" and newest["percent"] == 60  # the percent carries on
+    assert earlier["superseded"] and not newest["superseded"]  # a correction keeps the earlier
+    assert earlier["source"] == "cli" and earlier["entered_by"] == "赵主任"
+    assert earlier["values"] == "新增学位 6,500"
+    assert "已被更正" in office.ok("history", "9").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--percent", "120"], "进度“120%”无效"),
+        (["--status", "maybe"], "状态“maybe”无效"),
+        (["--value", "新增学位6500"], "目标数值“新增学位6500”无效"),
+        (["--value", "教师=3"], "这一项没有名为“教师”的量化目标"),
+        ([], "请至少给出进度、状态、说明或目标数值之一"),
+        (["--percent", "50", "--text", "很" * 4001], "进展太长"),
+    ],
+)
+def test_report_on_behalf_bad_input(office: Cli, args: list[str], expected: str) -> None:
+    before = office.counts()
+    result = office("report", "9", "--as", "张三", *args)
+    assert result.exit_code == 2
+    assert expected in result.stderr
+    assert office.counts() == before
+    assert office.json("history", "9")["reports"] == []
+
+
+def test_report_for_unknown_people_and_items(office: Cli) -> None:
+    assert (
+        "没有名为“无名氏”的联系人"
+        in office("report", "9", "--as", "无名氏", "--percent", "5").stderr
+    )
+    assert (
+        "没有编号为“99”的工作事项"
+        in office("report", "99", "--as", "张三", "--percent", "5").stderr
+    )
+
+
+def test_targets_list_and_additive(office: Cli) -> None:
+    targets = office.json("targets", "list")["targets"]
+    places = next(t for t in targets if t["item"] == 9 and t["value"] == 10000)
+    assert places["number"] == 1 and places["additive"] is False
+    assert "改为累加" in office.ok("targets", "additive", "9", "1").stdout
+    assert next(t for t in office.json("targets", "list")["targets"] if t["item"] == 9)["additive"]
+    bad = office("targets", "additive", "9", "7")
+    assert bad.exit_code == 2 and "第 9 项没有第 7 个量化目标（共 3 个）" in bad.stderr
+
+
+def test_digest_preview_in_every_format(office: Cli, tmp_path: Path) -> None:
+    office.ok("report", "9", "--as", "张三", "--percent", "60", "--value", "1=6500")
+    text = office.ok("digest").stdout
+    assert "《江门市教育局2023年工作要点》督办周报" in text
+    assert "<b>概况</b>" in office.ok("digest", "--format", "telegram").stdout
+    assert "**概况**" in office.ok("digest", "--format", "wecom").stdout
+    data = json.loads(office.ok("digest", "--format", "json").stdout)
+    assert data["plan"] == "江门市教育局2023年工作要点"
+    assert next(i for i in data["items"] if i["number"] == 9)["percent"] == 60
+    chart = tmp_path / "out" / "chart.png"
+    office.ok("digest", "--chart", chart)
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [(["--week", "2023-23"], "周次“2023-23”无效"), (["--format", "pdf"], "格式“pdf”无效")],
+)
+def test_digest_bad_input(office: Cli, args: list[str], expected: str) -> None:
+    result = office("digest", *args)
+    assert result.exit_code == 2 and expected in result.stderr
+
+
+def test_digest_of_a_past_week(office: Cli) -> None:
+    data = json.loads(office.ok("digest", "--week", "2023-W23", "--format", "json").stdout)
+    assert data["week"] == "2023-W23" and data["start"] == "2023-06-05"
+
+
+def test_digest_send_queues_it_for_leaders(office: Cli) -> None:
+    office.ok("contacts", "add", "王局", "--unit", "局领导", "--role", "leader")
+    assert "1 位领导" in office.ok("digest", "--send").stdout
+    before = office.counts()["outbox"]
+    office.ok("digest", "--send")  # the same week again: nothing twice
+    assert office.counts()["outbox"] == before
+
+
+def test_export_writes_the_ledger(office: Cli, tmp_path: Path) -> None:
+    office.ok("report", "9", "--as", "张三", "--percent", "60", "--text", '=HYPERLINK("x")')
+    path = tmp_path / "台账.xlsx"
+    assert "台账已导出" in office.ok("export", path).stdout
+    book = openpyxl.load_workbook(path)
+    ledger, history = book.worksheets
+    values = [[c.value for c in row] for row in ledger.iter_rows()]
+    header = next(r for r in values if r[0] == "序号")
+    assert header[:4] == ["序号", "工作任务", "所属板块", "牵头单位"]
+    item9 = next(r for r in values if r[0] == 9)
+    assert item9[1] == "持续扩增教育优质资源" and item9[4] == "张三"
+    assert any(r[2] == "持续扩增教育优质资源" for r in history.iter_rows(values_only=True))
+    bad = office("export", tmp_path / "ledger.csv")
+    assert bad.exit_code == 2 and ".xlsx" in bad.stderr
