@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
+from datetime import timedelta
 from typing import Protocol
 
 import uvicorn
@@ -20,11 +20,11 @@ from bot.settings import Settings
 from bot.web import EmbeddedServer, build_web_app
 from handlers.registry import build_router
 from scheduler.dispatcher import Dispatcher
+from scheduler.runner import Planner, Scheduler, work_calendar
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE = 8.0  # seconds; `duban run` must be down within 10 s of SIGTERM
-OUTBOX_POLL_SECONDS = 15.0  # notices queued by another process (the CLI) go out this soon
 
 
 class Channel(Protocol):
@@ -64,7 +64,12 @@ class DubanApp:
     """Everything `duban run` runs, owned in one place."""
 
     def __init__(
-        self, settings: Settings, *, clock: Clock = system_clock, engine: Engine | None = None
+        self,
+        settings: Settings,
+        *,
+        clock: Clock = system_clock,
+        engine: Engine | None = None,
+        run_scheduler: bool = True,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -94,14 +99,27 @@ class DubanApp:
                 settings.wecom_api_base_url, settings.wecom_group_webhook_key.get_secret_value()
             )
         self.dispatcher = Dispatcher(
-            self.engine, self.core.messengers, t=self.core.t, clock=clock, group=group
+            self.engine,
+            self.core.messengers,
+            t=self.core.t,
+            clock=clock,
+            group=group,
+            calendar=work_calendar(settings),
+            batch=settings.outbox_batch,
+            concurrency=settings.outbox_concurrency,
+            lease=timedelta(seconds=settings.outbox_lease_seconds),
+        )
+        self.planner = Planner(self.engine, settings, clock=clock)
+        self.scheduler = Scheduler(
+            self.planner, self.dispatcher, tick_seconds=settings.scheduler_tick_seconds
         )
         self.core.after_commit.append(self.dispatcher.deliver_due)
         routes = [route for channel in self.channels for route in channel.routes()]
         self.web = build_web_app(routes, status={"channels": [c.platform for c in self.channels]})
         self._server: EmbeddedServer | None = None
         self._server_task: asyncio.Task[None] | None = None
-        self._outbox_task: asyncio.Task[None] | None = None
+        # Tests drive the planner and dispatcher by hand; `duban run` ticks on its own.
+        self.run_scheduler = run_scheduler
 
     async def start(self) -> None:
         """Migrate, start the web app and the channels, and send what was left pending."""
@@ -122,17 +140,9 @@ class DubanApp:
             await asyncio.sleep(0.02)
         for channel in self.channels:
             await channel.start()
-        self._outbox_task = asyncio.create_task(self._outbox_loop())
+        if self.run_scheduler:
+            self.scheduler.start()
         log.info("Duban running: channels %s", [c.platform for c in self.channels])
-
-    async def _outbox_loop(self) -> None:
-        """Deliver due outbox rows now and then (those queued by the CLI, retries)."""
-        while True:
-            try:
-                await self.dispatcher.deliver_due()
-            except Exception:
-                log.exception("delivering the outbox failed")
-            await asyncio.sleep(OUTBOX_POLL_SECONDS)
 
     @property
     def web_port(self) -> int:
@@ -141,11 +151,8 @@ class DubanApp:
         return int(self._server.servers[0].sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
-        """Stop the channels (finishing updates in flight), then the web app."""
-        if self._outbox_task is not None:
-            self._outbox_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._outbox_task
+        """Stop the scheduler and the channels (finishing updates in flight), then the web app."""
+        await self.scheduler.stop()
         for channel in reversed(self.channels):
             try:
                 await asyncio.wait_for(channel.stop(), SHUTDOWN_GRACE)

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cached_property, wraps
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
@@ -14,6 +15,7 @@ from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -33,6 +35,8 @@ from bot.services.progress import StatusRules
 from bot.services.sending import queue_digest, write_digest_chart
 from bot.settings import Settings, load_settings
 from bot.templating import DIGEST_FORMATS, format_number, render_digest
+from scheduler import reminders
+from scheduler.runner import work_calendar
 
 EXIT_BAD_INPUT = 2
 
@@ -45,8 +49,14 @@ app = typer.Typer(
 contacts_app = typer.Typer(help="Register contacts and issue invite codes.", no_args_is_help=True)
 db_app = typer.Typer(help="Database maintenance.", no_args_is_help=True)
 targets_app = typer.Typer(help="Quantitative targets.", no_args_is_help=True)
+reminders_app = typer.Typer(help="Scheduled reminders.", no_args_is_help=True)
+remind_app = typer.Typer(help="Ask for progress now.", no_args_is_help=True)
+sections_app = typer.Typer(help="Sections of the plan and their leaders.", no_args_is_help=True)
 app.add_typer(contacts_app, name="contacts")
 app.add_typer(targets_app, name="targets")
+app.add_typer(reminders_app, name="reminders")
+app.add_typer(remind_app, name="remind")
+app.add_typer(sections_app, name="sections")
 app.add_typer(db_app, name="db")
 
 P = ParamSpec("P")
@@ -742,6 +752,133 @@ def targets_additive(
         )
     key = "cli.targets.summed" if not off else "cli.targets.latest"
     out.print(rt.t(key, item=work_item.number, metric=chosen.metric))
+
+
+@reminders_app.command("preview")
+@bad_input_exits
+def reminders_preview(
+    start: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """List what would be sent, when and to whom, using the planner, without sending."""
+    first, last = assign_svc.parse_date(start), assign_svc.parse_date(end)
+    rt = _runtime()
+    with rt.session() as session:
+        plan = plans.current_plan(session)
+        planned = reminders.preview(
+            session,
+            plan,
+            start=first,
+            end=last,
+            now=utcnow(),
+            settings=rt.settings,
+            calendar=work_calendar(rt.settings),
+        )
+        people = {c.id: c for c, _ in contacts.list_contacts(session) if c.id is not None}
+        rows = reminders.preview_json(planned, people)
+    if as_json:
+        _print_json(rows)
+        return
+    t = rt.t
+    table = Table(title=t("cli.reminders.title", count=len(rows)))
+    for key in ("at", "kind", "contact", "item", "channel"):
+        table.add_column(t(f"cli.reminders.col.{key}"))
+    with Progress(transient=True, console=err) as progress:
+        for row in progress.track(rows, description=t("cli.reminders.progress")):
+            at = datetime.fromisoformat(row["at"]).astimezone(rt.settings.tz)
+            table.add_row(
+                at.strftime("%Y-%m-%d %a %H:%M"),
+                t(f"kind.{row['kind']}"),
+                row["contact"] or "-",
+                str(row["item"] or ""),
+                row["channel"],
+            )
+    out.print(table)
+
+
+@remind_app.command("now")
+@bad_input_exits
+def remind_now(
+    item: Annotated[str | None, typer.Argument(help="Only this item's owners.")] = None,
+) -> None:
+    """Plan a progress ask at once (sent by the running bot, in working hours)."""
+    rt = _runtime()
+    with rt.session() as session:
+        plan = plans.current_plan(session)
+        work_item = plans.find_item(session, plan, item) if item else None
+        count = reminders.ask_now(
+            session, plan, now=utcnow(), settings=rt.settings, item=work_item, actor=audit.CLI_ACTOR
+        )
+    out.print(rt.t("remind.queued", count=count) if count else rt.t("remind.none"))
+
+
+@sections_app.command("list")
+@bad_input_exits
+def sections_list(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """List the plan's sections and the leader in charge of each (分管领导)."""
+    rt = _runtime()
+    with rt.session() as session:
+        plan = plans.current_plan(session)
+        people = {c.id: c.name for c, _ in contacts.list_contacts(session)}
+        rows = [
+            {
+                "number": s.number,
+                "label": s.label,
+                "title": s.title,
+                "leader": people.get(s.leader_id) if s.leader_id else None,
+            }
+            for s in sorted(plans.sections_of(session, plan), key=lambda s: s.number)
+        ]
+    if as_json:
+        _print_json({"sections": rows})
+        return
+    table = Table()
+    for key in ("number", "title", "leader"):
+        table.add_column(rt.t(f"cli.sections.col.{key}"), overflow="fold")
+    for row in rows:
+        table.add_row(str(row["label"]), str(row["title"]), str(row["leader"] or "-"))
+    out.print(table)
+
+
+@sections_app.command("leader")
+@bad_input_exits
+def sections_leader(
+    section: Annotated[str, typer.Argument(help="Section number (3) or label (三).")],
+    name: Annotated[str, typer.Argument(help="The leader in charge (a contact with role leader).")],
+) -> None:
+    """Set the leader in charge of a section: escalations of its items go to them."""
+    rt = _runtime()
+    with rt.session() as session:
+        plan = plans.current_plan(session)
+        found = reminders.find_section(session, plan, section)
+        leader = contacts.find_contact(session, name)
+        reminders.set_section_leader(session, found, leader, actor=audit.CLI_ACTOR)
+        label, title = found.label, found.title
+    out.print(rt.t("cli.sections.leader", label=label, title=title, name=name))
+
+
+@app.command("chat")
+@bad_input_exits
+def chat_cmd(
+    as_name: Annotated[str, typer.Option("--as", help="The contact to be (their name).")],
+    no_color: Annotated[bool, typer.Option("--no-color", help="No colours.")] = False,
+) -> None:
+    """Chat with the bot in this terminal as a contact (no Telegram or WeCom needed)."""
+    import asyncio
+
+    from bot.console_chat import run_chat
+
+    settings = load_settings()
+    try:
+        code = asyncio.run(
+            run_chat(settings, as_name, stdin=sys.stdin, stdout=sys.stdout, colors=not no_color)
+        )
+    except KeyboardInterrupt:
+        code = 130
+    raise typer.Exit(code)
 
 
 @db_app.command("upgrade")

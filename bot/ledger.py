@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, tzinfo
 from functools import cache
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ class _Texts:
     superseded: str
     withdrawn: str
     remark_joiner: str
+    font: str  # what the office's spreadsheet shows the text in
 
 
 _TEXTS = {
@@ -108,6 +110,7 @@ _TEXTS = {
         superseded="已被更正",
         withdrawn="已撤回",
         remark_joiner="；",
+        font="宋体",
     ),
     "en": _Texts(
         ledger_sheet="Ledger",
@@ -158,14 +161,13 @@ _TEXTS = {
         superseded="corrected",
         withdrawn="withdrawn",
         remark_joiner="; ",
+        font="Calibri",
     ),
 }
 
-# Which columns wrap their text (0-based), by sheet.
-_LEDGER_WRAP = frozenset(
-    {1, 2, 3, 4, 6, 7, 8}
-)  # 工作任务 所属板块 牵头单位 责任人 量化目标 当前值 最新进展
-_HISTORY_WRAP = frozenset({2, 6, 7})
+# Which ledger columns (0-based) wrap their text: 工作任务 所属板块 牵头单位 责任人 量化目标 当前值
+# 最新进展. Other text wraps where it has several lines.
+_LEDGER_WRAP = frozenset({1, 2, 3, 4, 6, 7, 8})
 
 _THIN = Side(style="thin", color="A6A6A6")
 _BORDER = Border(left=_THIN, right=_THIN, top=_THIN, bottom=_THIN)
@@ -203,16 +205,20 @@ def _wide_characters() -> re.Pattern[str]:
     return re.compile(f"[{''.join(ranges)}]")
 
 
-def display_width(text: str) -> int:
-    """The widest line of text in column units, CJK (wide) characters counting 2; capped."""
+def display_width(text: str, limit: int | None = None) -> int:
+    """The widest line of text in column units, wide (CJK) characters counting 2.
+
+    With a limit, measuring stops once a line is known to be wider than it.
+    """
     widest = 0
     for line in text.split("\n"):
-        line = line[: MAX_WIDTH + 1]  # every character is at least 1 unit: enough to hit the cap
+        if limit is not None:
+            line = line[: limit + 1]  # every character is at least 1 unit
         width = len(line)
         if not line.isascii():
             width += len(_wide_characters().findall(line))
         widest = max(widest, width)
-        if widest > MAX_WIDTH:
+        if limit is not None and widest > limit:
             break
     return widest
 
@@ -220,9 +226,11 @@ def display_width(text: str) -> int:
 def column_width(texts: Iterable[str]) -> float:
     """A column width that fits the longest text, clamped to MIN_WIDTH..MAX_WIDTH."""
     longest = 0
+    seen: set[str] = set()
     for text in texts:
-        if text:
-            longest = max(longest, display_width(text))
+        if text and text not in seen:
+            seen.add(text)
+            longest = max(longest, display_width(text, MAX_WIDTH))
             if longest + 2 >= MAX_WIDTH:
                 break  # no need to read on: the column is as wide as it gets
     return float(min(max(longest + 2, MIN_WIDTH), MAX_WIDTH))
@@ -235,7 +243,7 @@ class _Look:
     number_format: str | None = None
     fill: str | None = None
     bold: bool = False
-    size: float | None = None
+    size: float = 11
     italic: bool = False
     grey: bool = False
     wrap: bool = False
@@ -248,10 +256,11 @@ class _Style:
 
     __slots__ = ("_array", "_ws")
 
-    def __init__(self, ws: Any, look: _Look) -> None:
+    def __init__(self, ws: Any, look: _Look, font: str) -> None:
         """Register the look's font, fill, border, alignment and number format with the book."""
         prototype = Cell(ws)
         prototype.font = Font(
+            name=font,
             bold=look.bold,
             italic=look.italic,
             size=look.size,
@@ -301,7 +310,7 @@ def _prepare_sheet(
     """Column widths, frozen header, autofilter and print setup (before any row is written)."""
     if hasattr(ws, "_values_to_row"):
         # openpyxl converts each appended value by trying it as a plain value first, which for
-        # a ready-made cell means raising and catching an exception: a third of the time taken.
+        # a ready-made cell means raising and catching an exception: about a third of the time.
         ws._values_to_row = _number_cells
     for index, width in enumerate(widths, 1):
         ws.column_dimensions[get_column_letter(index)].width = width
@@ -315,9 +324,9 @@ def _prepare_sheet(
     ws.sheet_properties.pageSetUpPr.fitToPage = True
 
 
-def _header(ws: Any, headers: Sequence[str]) -> list[Cell]:
+def _header(ws: Any, headers: Sequence[str], font: str) -> list[Cell]:
     """The header row: bold, filled, bordered."""
-    style = _Style(ws, _Look(bold=True, fill=HEADER_FILL, center=True))
+    style = _Style(ws, _Look(bold=True, fill=HEADER_FILL, center=True), font)
     return [style.cell(text) for text in headers]
 
 
@@ -361,7 +370,7 @@ def _write_ledger_sheet(
         lambda r: "0000-00-00 00:00" if r.updated_at else "",
     ]
     widths = [
-        column_width([header, *(text(row) for row in rows)])
+        column_width(chain([header], map(text, rows)))
         for header, text in zip(headers, measured, strict=True)
     ]
     _prepare_sheet(
@@ -372,20 +381,22 @@ def _write_ledger_sheet(
     ws.merged_cells.add(CellRange(f"A2:{last_column}2"))
     ws.row_dimensions[1].height = 28
 
-    title = _Style(ws, _Look(bold=True, size=16, border=False))
+    title = _Style(ws, _Look(bold=True, size=16, center=True, border=False), texts.font)
     ws.append([title.cell(texts.title.format(plan=plan_title))])
     stamp = _local(generated_at, tz).strftime("%Y-%m-%d %H:%M")
-    ws.append([_Style(ws, _Look(grey=True, border=False)).cell(texts.generated.format(at=stamp))])
-    ws.append(_header(ws, headers))
+    note = _Style(ws, _Look(grey=True, border=False), texts.font)
+    ws.append([note.cell(texts.generated.format(at=stamp))])
+    ws.append(_header(ws, headers, texts.font))
 
-    centered = _Style(ws, _Look(center=True))
-    plain = _Style(ws, _Look())
-    wrapped = _Style(ws, _Look(wrap=True))
-    day = _Style(ws, _Look(number_format=DATE_FORMAT, center=True))
-    share = _Style(ws, _Look(number_format=PERCENT_FORMAT, center=True))
-    moment = _Style(ws, _Look(number_format=DATETIME_FORMAT, center=True))
+    centered = _Style(ws, _Look(center=True), texts.font)
+    plain = _Style(ws, _Look(), texts.font)
+    wrapped = _Style(ws, _Look(wrap=True), texts.font)
+    day = _Style(ws, _Look(number_format=DATE_FORMAT, center=True), texts.font)
+    share = _Style(ws, _Look(number_format=PERCENT_FORMAT, center=True), texts.font)
+    moment = _Style(ws, _Look(number_format=DATETIME_FORMAT, center=True), texts.font)
     status_styles = {
-        status: _Style(ws, _Look(fill=fill, center=True)) for status, fill in STATUS_FILLS.items()
+        status: _Style(ws, _Look(fill=fill, center=True), texts.font)
+        for status, fill in STATUS_FILLS.items()
     }
 
     def text_cell(index: int, value: str) -> Cell:
@@ -424,7 +435,7 @@ def _remarks(report: HistoryRow, texts: _Texts) -> str:
     return texts.remark_joiner.join(notes)
 
 
-def _history_styles(ws: Any, *, faded: bool) -> list[_Style]:
+def _history_styles(ws: Any, font: str, *, faded: bool) -> list[_Style]:
     """The style of each history column, in grey italic for corrected or withdrawn reports."""
     looks = [
         _Look(number_format=DATETIME_FORMAT, center=True),
@@ -441,7 +452,7 @@ def _history_styles(ws: Any, *, faded: bool) -> list[_Style]:
     ]
     if faded:
         looks = [replace(look, italic=True, grey=True) for look in looks]
-    return [_Style(ws, look) for look in looks]
+    return [_Style(ws, look, font) for look in looks]
 
 
 def _write_history_sheet(
@@ -473,16 +484,16 @@ def _write_history_sheet(
         lambda r: _remarks(r, texts),
     ]
     widths = [
-        column_width([header, *(text(report) for report in reports)])
+        column_width(chain([header], map(text, reports)))
         for header, text in zip(headers, measured, strict=True)
     ]
     _prepare_sheet(ws, widths, header_row=1, last_row=1 + len(reports), columns=columns)
-    ws.append(_header(ws, headers))
+    ws.append(_header(ws, headers, texts.font))
 
     # A write-only sheet writes a row out as it is appended, so one set of cells per look
     # serves every row: making 100,000 x 11 fresh cells costs more than writing them.
-    normal = [style.cell() for style in _history_styles(ws, faded=False)]
-    faded = [style.cell() for style in _history_styles(ws, faded=True)]
+    normal = [style.cell() for style in _history_styles(ws, texts.font, faded=False)]
+    faded = [style.cell() for style in _history_styles(ws, texts.font, faded=True)]
     for report in reports:
         values = (
             _local(report.at, tz),

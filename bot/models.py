@@ -218,6 +218,7 @@ class Outbox(SQLModel, table=True):
     channel: str | None = None
     payload: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
     due_at: datetime = Field(sa_type=UTCDateTime, nullable=False, index=True)
+    expires_at: datetime | None = _ts()  # past it the message means nothing: dropped, not sent
     state: str = Field(default="pending", index=True)  # pending | sent | failed | dropped
     attempts: int = 0
     next_attempt_at: datetime | None = _ts()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import time
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -44,6 +45,22 @@ class Settings(BaseSettings):
     wecom_group_webhook_key: SecretStr | None = None
 
     data_dir: Path = Path("duban-data")
+
+    work_start: time = time(9, 0)
+    work_end: time = time(18, 0)
+    ask_weekday: int = Field(default=4, ge=0, le=6)  # Monday 0 ... Friday 4
+    ask_time: time = time(10, 0)
+    deadline_reminder_days: str = "7,3,1"
+    overdue_every_days: int = Field(default=3, ge=1, le=30)
+    overdue_max_nags: int = Field(default=5, ge=1, le=50)
+    escalate_from_nag: int = Field(default=2, ge=1, le=50)
+    followup_time: time = time(10, 0)
+    digest_weekday: int = Field(default=0, ge=0, le=6)
+    digest_time: time = time(9, 0)
+    scheduler_tick_seconds: int = Field(default=60, ge=1, le=3600)
+    outbox_concurrency: int = Field(default=8, ge=1, le=256)
+    outbox_batch: int = Field(default=200, ge=1, le=10000)
+    outbox_lease_seconds: int = Field(default=120, ge=1, le=3600)
 
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8080, ge=0, le=65535)
@@ -90,6 +107,19 @@ class Settings(BaseSettings):
             if len(raw) != 43 or not all(c.isalnum() for c in raw):
                 raise ValueError("the EncodingAESKey has 43 letters and digits")
         return value
+
+    @field_validator("deadline_reminder_days")
+    @classmethod
+    def _reminder_days(cls, value: str) -> str:
+        days = [part.strip() for part in value.split(",") if part.strip()]
+        if not days or not all(d.isdigit() and 0 < int(d) <= 60 for d in days):
+            raise ValueError("a comma-separated list of working days before a deadline, e.g. 7,3,1")
+        return ",".join(days)
+
+    @property
+    def reminder_days(self) -> list[int]:
+        """Working days before a deadline that a reminder goes out, largest first."""
+        return sorted((int(d) for d in self.deadline_reminder_days.split(",")), reverse=True)
 
     @cached_property
     def tz(self) -> ZoneInfo:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.router import ADMINS, LEADERS, Router
-from handlers import admin, digest, my_items, report, start, status
+from handlers import admin, digest, my_items, remind, report, start, status
 
 
 def build_router() -> Router:
@@ -24,6 +24,7 @@ def build_router() -> Router:
     router.command("invite", admin.invite, roles=ADMINS)
     router.command("contacts", admin.contacts_list, roles=ADMINS)
     router.command("wecom", admin.bind_wecom, roles=ADMINS)
+    router.command("remind", remind.remind, roles=ADMINS)
     router.button("pick", report.pick_item)
     router.enter(start.enter)
     router.text(report.plain_text)

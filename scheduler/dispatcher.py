@@ -24,12 +24,16 @@ from bot.clock import Clock, system_clock
 from bot.events import Messenger, Outgoing, SentMessage, deliver
 from bot.i18n import Translator
 from bot.models import Contact, Outbox
+from scheduler.calendar import WorkCalendar
 
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=2)
 BASE_BACKOFF = timedelta(seconds=30)
 MAX_ATTEMPTS = 6
+# Scheduled kinds go out only in working time; notices and replies to a person's own action
+# go at once.
+SCHEDULED = frozenset({"ask", "deadline", "overdue", "escalation", "followup", "digest", "group"})
 GROUP = "group"
 MARKUP = {
     "telegram": ("html", "html"),
@@ -71,7 +75,10 @@ class Dispatcher:
         t: Translator,
         clock: Clock = system_clock,
         group: GroupSender | None = None,
+        calendar: WorkCalendar | None = None,
         batch: int = 100,
+        concurrency: int = 8,
+        lease: timedelta = LEASE,
     ) -> None:
         self.engine = engine
         self.messengers = messengers
@@ -79,7 +86,10 @@ class Dispatcher:
         self.clock = clock
         self.group = group
         self.batch = batch
-        self._lock = asyncio.Lock()
+        self.concurrency = concurrency
+        self.lease = lease
+        self.calendar = calendar
+        self.lock = asyncio.Lock()
 
     def _content(self, payload: dict[str, Any], platform: str) -> tuple[str, str]:
         """The text to send and its markup, for the channel it goes out on."""
@@ -106,7 +116,13 @@ class Dispatcher:
             )
             if self.engine.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True, of=Outbox)
+            working = self.calendar is None or self.calendar.is_working_time(now)
             for row, contact in session.exec(query).all():
+                if row.expires_at is not None and row.expires_at <= now:
+                    row.state = "dropped"  # it no longer means anything: never a stale burst
+                    continue
+                if row.kind in SCHEDULED and not working:
+                    continue  # waits for the next working slot
                 if contact is None:
                     if self.group is None:
                         continue  # no group robot configured: stays pending
@@ -115,7 +131,7 @@ class Dispatcher:
                     address = chat_address(contact, self.messengers)
                 if address is None:
                     continue  # not reachable on a running channel: stays pending
-                row.next_attempt_at = now + LEASE
+                row.next_attempt_at = now + self.lease
                 row.channel = address[0]
                 assert row.id is not None
                 text, markup = self._content(row.payload, address[0])
@@ -137,23 +153,25 @@ class Dispatcher:
             session.commit()
         return claimed
 
-    def _finish(self, claimed: Claimed, message_id: str | None, error: str | None) -> None:
+    def _finish(self, results: list[tuple[Claimed, str | None, str | None]]) -> None:
+        """Record a batch's outcomes in one transaction: sent, or an attempt that failed."""
         now = self.clock()
         with Session(self.engine) as session:
-            row = session.get(Outbox, claimed.outbox_id)
-            assert row is not None
-            if error is None:
-                row.state = "sent"
-                row.sent_at = now
-                row.platform_message_id = message_id
-                row.last_error = None
-            else:
-                row.attempts += 1
-                row.last_error = error[:500]
-                if row.attempts >= MAX_ATTEMPTS:
-                    row.state = "failed"
+            for claimed, message_id, error in results:
+                row = session.get(Outbox, claimed.outbox_id)
+                assert row is not None
+                if error is None:
+                    row.state = "sent"
+                    row.sent_at = now
+                    row.platform_message_id = message_id
+                    row.last_error = None
                 else:
-                    row.next_attempt_at = now + BASE_BACKOFF * (2 ** (row.attempts - 1))
+                    row.attempts += 1
+                    row.last_error = error[:500]
+                    if row.attempts >= MAX_ATTEMPTS:
+                        row.state = "failed"
+                    else:
+                        row.next_attempt_at = now + BASE_BACKOFF * (2 ** (row.attempts - 1))
             session.commit()
 
     async def _send(self, claimed: Claimed) -> SentMessage | None:
@@ -176,23 +194,37 @@ class Dispatcher:
             await asyncio.to_thread(record_link, self.engine, sent, out)
         return sent
 
+    async def _send_chat(
+        self, rows: list[Claimed], gate: asyncio.Semaphore
+    ) -> list[tuple[Claimed, str | None, str | None]]:
+        """One chat's rows, in order (a person never gets them shuffled)."""
+        results: list[tuple[Claimed, str | None, str | None]] = []
+        async with gate:
+            for claimed in rows:
+                try:
+                    sent = await self._send(claimed)
+                except Exception as exc:
+                    log.warning("outbox %s: send failed: %s", claimed.outbox_id, exc)
+                    results.append((claimed, None, repr(exc)))
+                    continue
+                results.append((claimed, sent.message_id if sent else None, None))
+        return results
+
     async def deliver_due(self) -> int:
-        """Send every due row; returns how many were sent."""
-        async with self._lock:
+        """Send every due row, chats side by side and each chat in order; returns how many."""
+        async with self.lock:
             sent = 0
             while True:
                 batch = await asyncio.to_thread(self._claim, self.clock())
                 if not batch:
                     return sent
+                chats: dict[tuple[str, str], list[Claimed]] = {}
                 for claimed in batch:
-                    try:
-                        result = await self._send(claimed)
-                    except Exception as exc:
-                        log.warning("outbox %s: send failed: %s", claimed.outbox_id, exc)
-                        await asyncio.to_thread(self._finish, claimed, None, repr(exc))
-                        continue
-                    message_id = result.message_id if result else None
-                    await asyncio.to_thread(self._finish, claimed, message_id, None)
-                    sent += 1
+                    chats.setdefault((claimed.platform, claimed.chat_id), []).append(claimed)
+                gate = asyncio.Semaphore(self.concurrency)
+                done = await asyncio.gather(*(self._send_chat(r, gate) for r in chats.values()))
+                results = [result for chat in done for result in chat]
+                await asyncio.to_thread(self._finish, results)
+                sent += sum(1 for _, _, error in results if error is None)
                 if len(batch) < self.batch:
                     return sent

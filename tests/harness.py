@@ -164,7 +164,7 @@ async def running_bot(
     """Duban running against the fake server, seeded with the sample plan and the cast."""
     settings = settings_for(server, db_url, **extra)
     clock = FakeClock(start or datetime(2023, 6, 1, 10, 0, tzinfo=SHANGHAI))
-    app = DubanApp(settings, clock=clock)
+    app = DubanApp(settings, clock=clock, run_scheduler=False)
     codes = seed(app.engine)
     await app.start()
     try:
@@ -296,7 +296,7 @@ async def running_wecom_bot(
 ) -> AsyncIterator[WeComDialog]:
     """Duban on WeCom only, seeded with the sample plan and the cast."""
     clock = FakeClock(start or datetime(2023, 6, 1, 10, 0, tzinfo=SHANGHAI))
-    app = DubanApp(wecom_settings(fake, db_url, **extra), clock=clock)
+    app = DubanApp(wecom_settings(fake, db_url, **extra), clock=clock, run_scheduler=False)
     seed(app.engine)
     await app.start()
     try:

@@ -144,3 +144,34 @@ def test_export_writes_the_ledger(office: Cli, tmp_path: Path) -> None:
     assert any(r[2] == "持续扩增教育优质资源" for r in history.iter_rows(values_only=True))
     bad = office("export", tmp_path / "ledger.csv")
     assert bad.exit_code == 2 and ".xlsx" in bad.stderr
+
+
+def test_reminders_preview_and_remind_now(office: Cli) -> None:
+    office.ok("contacts", "add", "王局", "--unit", "局领导", "--role", "leader")
+    rows = office.json("reminders", "preview", "--from", "2099-12-01", "--to", "2099-12-31")
+    assert rows and set(rows[0]) == {"at", "kind", "contact", "item", "channel"}
+    kinds = {r["kind"] for r in rows}
+    assert {"ask", "deadline", "digest", "followup"} <= kinds
+    deadline = [r for r in rows if r["kind"] == "deadline"]
+    assert [r["item"] for r in deadline] == [9, 9, 9] and all(
+        r["contact"] == "张三" for r in deadline
+    )
+    assert all(r["at"].endswith("+08:00") for r in rows)
+    table = office.ok("reminders", "preview", "--from", "2099-12-01", "--to", "2099-12-07").stdout
+    assert "提醒预览" in table
+    bad = office("reminders", "preview", "--from", "2099-12-31", "--to", "2099-12-01")
+    assert bad.exit_code == 2 and "晚于" in bad.stderr
+    before = office.counts()["outbox"]
+    assert "已为 1 位责任人排定进展询问" in office.ok("remind", "now", "9").stdout
+    assert office.counts()["outbox"] == before + 1
+
+
+def test_section_leader(office: Cli) -> None:
+    office.ok("contacts", "add", "王局", "--unit", "局领导", "--role", "leader")
+    assert "分管领导设为 王局" in office.ok("sections", "leader", "三", "王局").stdout
+    sections = office.json("sections", "list")["sections"]
+    assert sections[2]["leader"] == "王局" and sections[0]["leader"] is None
+    not_leader = office("sections", "leader", "3", "张三")
+    assert not_leader.exit_code == 2 and "不是领导" in not_leader.stderr
+    unknown = office("sections", "leader", "九", "王局")
+    assert unknown.exit_code == 2 and "没有板块“九”" in unknown.stderr

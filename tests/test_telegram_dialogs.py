@@ -329,3 +329,8 @@ async def test_export_sends_the_ledger(chat: Dialog) -> None:
     (upload,) = document.files
     assert upload.filename.endswith(".xlsx") and upload.size > 1000
     assert "工作台账" in (document.caption or "")
+
+
+async def test_remind_for_admins(chat: Dialog) -> None:
+    assert "已为 1 位责任人排定进展询问" in await chat.says_one(ZHAO, "/remind 22")
+    assert "您没有使用 /remind 的权限" in await chat.says_one(ZHANG, "/remind")

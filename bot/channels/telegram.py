@@ -230,6 +230,7 @@ class TelegramChannel:
             .token(token.get_secret_value())
             .base_url(settings.telegram_api_base_url)
             .base_file_url(file_url_for(settings.telegram_api_base_url))
+            .job_queue(None)  # Duban's own scheduler plans and sends; PTB's is not needed
             .rate_limiter(
                 AIORateLimiter(
                     overall_max_rate=settings.telegram_max_rate,

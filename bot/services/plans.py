@@ -94,6 +94,11 @@ def _item_by_position(session: Session, plan: Plan, text: str) -> WorkItem | Non
     return items
 
 
+def sections_of(session: Session, plan: Plan) -> list[Section]:
+    """The plan's sections."""
+    return list(session.exec(select(Section).where(Section.plan_id == plan.id)))
+
+
 def live_items(session: Session, plan: Plan) -> list[WorkItem]:
     """The plan's items that are still in its document, by number."""
     return list(

@@ -1,0 +1,399 @@
+"""The planner: turns plan state (assignments, deadlines, reports) into due messages.
+
+`plan_day` says what is due on one day; it is pure, so the live scheduler, the preview and a
+test playing a whole year all use it. Every message has a unique dedupe key (its kind, whom
+and what it is about, and its date or cycle), so planning twice, or on two instances at
+once, plans each message once. Each message also says until when it still means something:
+
+- the weekly ask: until the next ask (an ask older than its cycle is dropped);
+- a deadline reminder: until the deadline (then the overdue notice takes over);
+- an overdue nag or escalation: until the next one is due (only the latest goes out after
+  downtime, never a burst);
+- a follow-up: until the end of its working day.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from bot.models import Contact, Outbox, Plan, Report, Role, Section
+from bot.services.items import item_views
+from bot.services.notices import OUTBOX_TOUCHED
+from bot.services.progress import StatusRules
+from bot.settings import Settings
+from scheduler.calendar import WorkCalendar
+
+KINDS = ("ask", "deadline", "overdue", "escalation", "followup", "digest")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When each kind of message goes out (from settings)."""
+
+    ask_weekday: int = 4
+    ask_time: time = time(10)
+    reminder_days: tuple[int, ...] = (7, 3, 1)
+    overdue_every: int = 3
+    overdue_max: int = 5
+    escalate_from: int = 2
+    followup_time: time = time(10)
+    digest_weekday: int = 0
+    digest_time: time = time(9)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Schedule:
+        """The schedule configured in settings."""
+        return cls(
+            ask_weekday=settings.ask_weekday,
+            ask_time=settings.ask_time,
+            reminder_days=tuple(settings.reminder_days),
+            overdue_every=settings.overdue_every_days,
+            overdue_max=settings.overdue_max_nags,
+            escalate_from=settings.escalate_from_nag,
+            followup_time=settings.followup_time,
+            digest_weekday=settings.digest_weekday,
+            digest_time=settings.digest_time,
+        )
+
+
+@dataclass(frozen=True)
+class Person:
+    """A contact as the planner needs it."""
+
+    id: int
+    name: str
+    role: Role
+    channel: str  # where they are reached: wecom | telegram | none
+
+
+@dataclass(frozen=True)
+class OpenItem:
+    """An item that is not done, with its deadline and owners."""
+
+    id: int
+    number: int
+    title: str
+    section_id: int
+    deadline: date | None
+    owners: tuple[tuple[int, int], ...]  # (assignment id, contact id)
+
+
+@dataclass
+class PlanState:
+    """What the planner reads from the database, once per run."""
+
+    plan_id: int
+    plan_title: str
+    people: dict[int, Person]
+    open_items: list[OpenItem]
+    leaders: list[int]
+    section_leader: dict[int, int]
+    last_report_at: dict[int, datetime] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One message the planner wants sent."""
+
+    key: str
+    kind: str
+    contact_id: int
+    due_at: datetime
+    expires_at: datetime | None
+    message: str
+    params: dict[str, Any]
+    item_id: int | None = None
+    item_number: int | None = None
+
+
+def _channel(contact: Contact) -> str:
+    if contact.wecom_userid:
+        return "wecom"
+    if contact.telegram_id is not None:
+        return "telegram"
+    return "none"
+
+
+def load_state(
+    session: Session, plan: Plan, *, now: datetime, tz: ZoneInfo, rules: StatusRules
+) -> PlanState:
+    """Read what planning needs (a fixed number of queries)."""
+    assert plan.id is not None
+    views = item_views(session, plan, now=now, tz=tz, rules=rules)
+    people: dict[int, Person] = {}
+    for contact in session.exec(select(Contact).where(col(Contact.active).is_(True))):
+        assert contact.id is not None
+        people[contact.id] = Person(contact.id, contact.name, contact.role, _channel(contact))
+    open_items = [
+        OpenItem(
+            id=v.item.id or 0,
+            number=v.item.number,
+            title=v.item.title,
+            section_id=v.item.section_id,
+            deadline=v.deadline,
+            owners=tuple((a.id or 0, c.id or 0) for c, a in v.people if c.id in people),
+        )
+        for v in views
+        if v.status != "done"
+    ]
+    section_leader = {
+        s.id: s.leader_id
+        for s in session.exec(select(Section).where(Section.plan_id == plan.id))
+        if s.id is not None and s.leader_id is not None
+    }
+    last = dict(
+        session.execute(
+            sa.select(col(Report.contact_id), sa.func.max(col(Report.created_at)))
+            .where(col(Report.withdrawn_at).is_(None))
+            .group_by(col(Report.contact_id))
+        ).all()
+    )
+    return PlanState(
+        plan_id=plan.id,
+        plan_title=plan.title,
+        people=people,
+        open_items=open_items,
+        leaders=sorted(p.id for p in people.values() if p.role == Role.leader),
+        section_leader=section_leader,
+        last_report_at={k: _aware(v) for k, v in last.items() if v is not None},
+    )
+
+
+def _aware(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value if value.tzinfo else value.replace(tzinfo=ZoneInfo("UTC"))
+
+
+def ask_day(cal: WorkCalendar, sched: Schedule, day: date) -> date:
+    """The day of the week's ask: its weekday, else the last working day of that week."""
+    monday = day - timedelta(days=day.weekday())
+    wanted = monday + timedelta(days=sched.ask_weekday)
+    return wanted if cal.is_working_day(wanted) else cal.last_working_day_of_week(wanted)
+
+
+def digest_day(cal: WorkCalendar, sched: Schedule, day: date) -> date:
+    """The day of the week's digest: its weekday, else the first working day of that week."""
+    monday = day - timedelta(days=day.weekday())
+    wanted = monday + timedelta(days=sched.digest_weekday)
+    return wanted if cal.is_working_day(wanted) else cal.first_working_day_of_week(wanted)
+
+
+def _week(day: date) -> str:
+    year, week, _ = day.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def plan_day(
+    state: PlanState, day: date, cal: WorkCalendar, sched: Schedule, *, assume_silent: bool = False
+) -> list[Planned]:
+    """Every message due on one day (none on a day off).
+
+    `assume_silent` plans follow-ups as if nobody answered the ask (the preview's view).
+    """
+    if not cal.is_working_day(day):
+        return []
+    out: list[Planned] = []
+    at = cal.on_or_after
+    by_contact: dict[int, list[OpenItem]] = defaultdict(list)
+    for item in state.open_items:
+        for _, contact_id in item.owners:
+            if state.people[contact_id].role == Role.official:
+                by_contact[contact_id].append(item)
+
+    this_ask = ask_day(cal, sched, day)
+    if day == this_ask:
+        due = at(day, sched.ask_time)
+        next_ask = ask_day(cal, sched, day + timedelta(days=7))
+        for contact_id, items in by_contact.items():
+            out.append(_ask(state, contact_id, items, due, at(next_ask, sched.ask_time), day))
+    previous_ask = ask_day(cal, sched, day - timedelta(days=7))
+    for asked in (this_ask, previous_ask):
+        if asked < day and cal.add_working_days(asked, 1) == day:
+            asked_at = at(asked, sched.ask_time)
+            due = at(day, sched.followup_time)
+            for contact_id, items in by_contact.items():
+                answered = state.last_report_at.get(contact_id)
+                if not assume_silent and answered is not None and answered >= asked_at:
+                    continue
+                person = state.people[contact_id]
+                out.append(
+                    Planned(
+                        key=f"followup:{contact_id}:{_week(asked)}",
+                        kind="followup",
+                        contact_id=contact_id,
+                        due_at=due,
+                        expires_at=at(day, cal.end),
+                        message="remind.followup",
+                        params={"name": person.name, "items": _item_lines(items)},
+                        item_id=items[0].id if len(items) == 1 else None,
+                        item_number=items[0].number if len(items) == 1 else None,
+                    )
+                )
+
+    for item in state.open_items:
+        if item.deadline is None:
+            continue
+        deadline = item.deadline
+        for days_before in sched.reminder_days:
+            if cal.add_working_days(deadline, -days_before) != day:
+                continue
+            for assignment_id, contact_id in item.owners:
+                out.append(
+                    Planned(
+                        key=f"deadline:{assignment_id}:{deadline}:{days_before}",
+                        kind="deadline",
+                        contact_id=contact_id,
+                        due_at=at(day, sched.ask_time),
+                        expires_at=datetime.combine(deadline, time.max, tzinfo=cal.tz),
+                        message="remind.deadline",
+                        params=_item_params(item, days=days_before),
+                        item_id=item.id,
+                        item_number=item.number,
+                    )
+                )
+        if day <= deadline:
+            continue
+        first = cal.add_working_days(deadline, 1)
+        if day < first:
+            continue
+        since = cal.working_days_between(first, day)
+        if since % sched.overdue_every:
+            continue
+        nag = since // sched.overdue_every + 1
+        if nag > sched.overdue_max:
+            continue
+        due = at(day, sched.ask_time)
+        until = at(cal.add_working_days(day, sched.overdue_every), sched.ask_time)
+        late = cal.working_days_between(deadline, day)
+        for assignment_id, contact_id in item.owners:
+            out.append(
+                Planned(
+                    key=f"overdue:{assignment_id}:{deadline}:{nag}",
+                    kind="overdue",
+                    contact_id=contact_id,
+                    due_at=due,
+                    expires_at=until,
+                    message="remind.overdue",
+                    params=_item_params(item, days=late),
+                    item_id=item.id,
+                    item_number=item.number,
+                )
+            )
+        if nag >= sched.escalate_from:
+            leader = state.section_leader.get(item.section_id)
+            owners = "、".join(state.people[c].name for _, c in item.owners) or "-"
+            for leader_id in [leader] if leader else state.leaders:
+                out.append(
+                    Planned(
+                        key=f"escalation:{item.id}:{deadline}:{nag}:{leader_id}",
+                        kind="escalation",
+                        contact_id=leader_id,
+                        due_at=due,
+                        expires_at=until,
+                        message="remind.escalation",
+                        params={**_item_params(item, days=late), "owners": owners, "nag": nag},
+                        item_id=item.id,
+                        item_number=item.number,
+                    )
+                )
+
+    if day == digest_day(cal, sched, day):
+        last_week = day - timedelta(days=7)
+        due = at(day, sched.digest_time)
+        for leader_id in state.leaders:
+            out.append(
+                Planned(
+                    key=f"digest:{state.plan_id}:{_week(last_week)}:{leader_id}",
+                    kind="digest",
+                    contact_id=leader_id,
+                    due_at=due,
+                    expires_at=at(digest_day(cal, sched, day + timedelta(days=7)), cal.start),
+                    message="digest",
+                    params={"week": _week(last_week)},
+                )
+            )
+    return out
+
+
+def _item_lines(items: list[OpenItem]) -> str:
+    return "\n".join(
+        f"{i.number}. {i.title}" + (f"（{i.deadline.isoformat()}）" if i.deadline else "")
+        for i in items
+    )
+
+
+def _item_params(item: OpenItem, *, days: int) -> dict[str, Any]:
+    return {
+        "item": item.number,
+        "title": item.title,
+        "deadline": item.deadline.isoformat() if item.deadline else "-",
+        "days": days,
+    }
+
+
+def _ask(
+    state: PlanState,
+    contact_id: int,
+    items: list[OpenItem],
+    due: datetime,
+    expires: datetime,
+    day: date,
+) -> Planned:
+    single = items[0] if len(items) == 1 else None
+    example = items[0].number
+    return Planned(
+        key=f"ask:{contact_id}:{_week(day)}",
+        kind="ask",
+        contact_id=contact_id,
+        due_at=due,
+        expires_at=expires,
+        message="remind.ask",
+        params={
+            "name": state.people[contact_id].name,
+            "items": _item_lines(items),
+            "example": example,
+        },
+        item_id=single.id if single else None,
+        item_number=single.number if single else None,
+    )
+
+
+def store(session: Session, planned: list[Planned], *, now: datetime) -> int:
+    """Insert planned messages into the outbox, each at most once (by dedupe key)."""
+    if not planned:
+        return 0
+    rows = [
+        {
+            "dedupe_key": p.key,
+            "kind": p.kind,
+            "contact_id": p.contact_id,
+            "item_id": p.item_id,
+            "payload": {"message": p.message, "params": p.params},
+            "due_at": p.due_at,
+            "expires_at": p.expires_at,
+            "state": "pending",
+            "attempts": 0,
+            "created_at": now,
+        }
+        for p in planned
+        if p.kind != "digest"
+    ]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    added = 0
+    for start in range(0, len(rows), 500):
+        statement = insert(Outbox).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        result = session.connection().execute(statement, rows[start : start + 500])
+        added += max(result.rowcount, 0)  # some drivers do not count an executemany
+    session.info[OUTBOX_TOUCHED] = True
+    return added

@@ -1,0 +1,131 @@
+"""The scheduler: an APScheduler tick that plans what is due and has the dispatcher send it.
+
+The schedule itself lives in the database (the outbox) and in settings, not in APScheduler's
+job store: a restart loses nothing, and the first tick after it catches up on what is still
+worth sending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from bot.clock import Clock, system_clock
+from bot.i18n import UserError
+from bot.models import Outbox
+from bot.services.digest import build_digest
+from bot.services.plans import current_plan
+from bot.services.progress import StatusRules
+from bot.services.sending import queue_digest
+from bot.settings import Settings
+from scheduler.calendar import WorkCalendar
+from scheduler.dispatcher import Dispatcher
+from scheduler.planner import Schedule, load_state, plan_day, store
+
+log = logging.getLogger(__name__)
+
+
+def work_calendar(settings: Settings) -> WorkCalendar:
+    """The working days and hours of the plan's time zone."""
+    return WorkCalendar(settings.tz, start=settings.work_start, end=settings.work_end)
+
+
+class Planner:
+    """Plans the messages due by now into the outbox (idempotent: dedupe keys)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        *,
+        clock: Clock = system_clock,
+        charts: bool = True,
+    ) -> None:
+        self.engine = engine
+        self.charts = charts  # draw the digest's chart (off where no one will look at it)
+        self.settings = settings
+        self.clock = clock
+        self.calendar = work_calendar(settings)
+        self.schedule = Schedule.from_settings(settings)
+
+    def plan_due(self, now: datetime | None = None) -> int:
+        """Store every message due by now today; returns how many new rows were planned."""
+        now = now or self.clock()
+        tz = self.settings.tz
+        rules = StatusRules.from_settings(self.settings)
+        with Session(self.engine, expire_on_commit=False) as session:
+            try:
+                plan = current_plan(session)
+            except UserError:
+                return 0  # no plan imported yet
+            state = load_state(session, plan, now=now, tz=tz, rules=rules)
+            today = now.astimezone(tz).date()
+            due = [
+                p for p in plan_day(state, today, self.calendar, self.schedule) if p.due_at <= now
+            ]
+            added = store(session, due, now=now)
+            for digest in (p for p in due if p.kind == "digest"):
+                if session.exec(select(Outbox.id).where(Outbox.dedupe_key == digest.key)).first():
+                    continue
+                year, week = (int(x) for x in digest.params["week"].split("-W"))
+                built = build_digest(session, plan, now=now, tz=tz, rules=rules, week=(year, week))
+                added += queue_digest(
+                    session,
+                    built,
+                    locale=self.settings.locale,
+                    now=now,
+                    chart_dir=self.settings.data_dir / "charts" if self.charts else None,
+                )
+            session.commit()
+        if added:
+            log.info("planned %d message(s)", added)
+        return added
+
+
+class Scheduler:
+    """Ticks every SCHEDULER_TICK_SECONDS: plan what is due, then deliver the outbox."""
+
+    def __init__(self, planner: Planner, dispatcher: Dispatcher, *, tick_seconds: int) -> None:
+        self.planner = planner
+        self.dispatcher = dispatcher
+        self.tick_seconds = tick_seconds
+        self._scheduler: AsyncIOScheduler | None = None
+
+    async def tick(self) -> None:
+        """Plan and deliver once."""
+        try:
+            await asyncio.to_thread(self.planner.plan_due)
+        except Exception:
+            log.exception("planning failed")
+        try:
+            await self.dispatcher.deliver_due()
+        except Exception:
+            log.exception("delivering the outbox failed")
+
+    def start(self) -> None:
+        """Start ticking (the first tick at once)."""
+        scheduler = AsyncIOScheduler(timezone=self.planner.settings.tz)
+        scheduler.add_job(
+            self.tick,
+            IntervalTrigger(seconds=self.tick_seconds),
+            next_run_time=datetime.now(self.planner.settings.tz),
+            max_instances=1,
+            coalesce=True,
+            id="tick",
+        )
+        scheduler.start()
+        self._scheduler = scheduler
+
+    async def stop(self) -> None:
+        """Stop ticking; a tick in flight finishes."""
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        async with self.dispatcher.lock:
+            pass
