@@ -206,10 +206,23 @@ def import_cmd(
     """Import or re-import a plan document; re-importing keeps assignments and reports."""
     from bot.importer.parse import parse_plan_file  # python-docx is heavy: only when needed
 
-    parsed = parse_plan_file(path)  # before touching the database: bad files change nothing
     rt = _runtime()
+    with Progress(transient=True, console=err, disable=as_json) as bar:
+        reading = bar.add_task(rt.t("cli.import.reading", name=path.name), total=None)
+        parsed = parse_plan_file(path)  # before the database: bad files change nothing
+        bar.update(reading, total=1, completed=1)
+        storing = bar.add_task(rt.t("cli.import.storing"), total=len(parsed.items))
+        with rt.session() as session:
+            result = plans.import_plan(
+                session,
+                parsed,
+                source_file=path.name,
+                actor=audit.CLI_ACTOR,
+                progress=lambda: bar.advance(storing),
+            )
+            session.commit()
     with rt.session() as session:
-        result = plans.import_plan(session, parsed, source_file=path.name, actor=audit.CLI_ACTOR)
+        result.plan = session.merge(result.plan)
         if as_json:
             _print_json(plan_json(parsed))
             return
@@ -511,9 +524,11 @@ def export_cmd(
     if path.suffix.lower() != ".xlsx":
         raise UserError("export.bad_suffix", path=str(path))
     rt = _runtime()
-    with rt.session() as session:
+    with Progress(transient=True, console=err) as bar, rt.session() as session:
+        task = bar.add_task(rt.t("cli.export.writing", path=path.name), total=None)
         plan = plans.current_plan(session)
         written = export_ledger(session, plan, path, settings=rt.settings, now=utcnow())
+        bar.update(task, total=1, completed=1)
     out.print(rt.t("cli.export.done", path=str(written)))
 
 
@@ -858,6 +873,45 @@ def sections_leader(
         reminders.set_section_leader(session, found, leader, actor=audit.CLI_ACTOR)
         label, title = found.label, found.title
     out.print(rt.t("cli.sections.leader", label=label, title=title, name=name))
+
+
+@app.command("demo")
+@bad_input_exits
+def demo_cmd(
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Where to write the ledger and the chart.")
+    ] = None,
+    no_color: Annotated[bool, typer.Option("--no-color", help="No colours.")] = False,
+) -> None:
+    """Play a fortnight of the sample plan offline: asks, replies, escalation, the digest."""
+    import asyncio
+
+    from bot.demo import demo_settings, play
+
+    base = load_settings()
+    settings = demo_settings(base, out_dir)
+    if out_dir is not None and (out_dir / "demo.db").exists():
+        (out_dir / "demo.db").unlink()  # always a fresh database
+    t = Translator(settings.locale)
+    out.print(t("demo.intro"), highlight=False)
+    result = asyncio.run(
+        play(
+            settings,
+            out=sys.stdout,
+            colors=not no_color and sys.stdout.isatty(),
+            csv=db.sample_path("assignments.csv"),
+            sample=db.sample_path("jiangmen-edu-2023-workpoints.txt"),
+        )
+    )
+    out.print(
+        t(
+            "demo.done",
+            ledger=str(result.ledger),
+            chart=str(result.chart),
+            database=str(result.database),
+        ),
+        highlight=False,
+    )
 
 
 @app.command("chat")

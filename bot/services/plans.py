@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -153,7 +154,12 @@ def _sync_targets(session: Session, item: WorkItem, parsed: list[ParsedTarget]) 
 
 
 def import_plan(
-    session: Session, parsed: ParsedPlan, *, source_file: str | None, actor: str
+    session: Session,
+    parsed: ParsedPlan,
+    *,
+    source_file: str | None,
+    actor: str,
+    progress: Callable[[], None] | None = None,
 ) -> ImportResult:
     """Store a parsed plan; a re-import keeps assignments and reports and says what changed."""
     plan = session.exec(select(Plan).where(Plan.title == parsed.title)).first()
@@ -190,6 +196,8 @@ def import_plan(
     items = {i.number: i for i in session.exec(select(WorkItem).where(WorkItem.plan_id == plan.id))}
     seen: set[int] = set()
     for pi in parsed.items:
+        if progress is not None:
+            progress()  # one step per item (the CLI shows a progress bar)
         seen.add(pi.number)
         section_id = sections[pi.section].id
         assert section_id is not None
