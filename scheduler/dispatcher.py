@@ -23,7 +23,7 @@ from bot.chat import chat_address, record_link
 from bot.clock import Clock, system_clock
 from bot.events import Messenger, Outgoing, SentMessage, deliver
 from bot.i18n import Translator
-from bot.models import Contact, Outbox
+from bot.models import Contact, Outbox, Role
 from scheduler.calendar import WorkCalendar
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=2)
 BASE_BACKOFF = timedelta(seconds=30)
 MAX_ATTEMPTS = 6
+KINDS = ("ask", "deadline", "overdue", "escalation", "followup", "digest")
 # Scheduled kinds go out only in working time; notices and replies to a person's own action
 # go at once.
 SCHEDULED = frozenset({"ask", "deadline", "overdue", "escalation", "followup", "digest", "group"})
@@ -90,6 +91,7 @@ class Dispatcher:
         self.lease = lease
         self.calendar = calendar
         self.lock = asyncio.Lock()
+        self.stopping = False  # set on shutdown: finish the batch in hand, claim no more
 
     def _content(self, payload: dict[str, Any], platform: str) -> tuple[str, str]:
         """The text to send and its markup, for the channel it goes out on."""
@@ -170,9 +172,35 @@ class Dispatcher:
                     row.last_error = error[:500]
                     if row.attempts >= MAX_ATTEMPTS:
                         row.state = "failed"
+                        self._tell_admins(session, row, now)
                     else:
                         row.next_attempt_at = now + BASE_BACKOFF * (2 ** (row.attempts - 1))
             session.commit()
+
+    def _tell_admins(self, session: Session, row: Outbox, now: datetime) -> None:
+        """Tell every admin, once, that a message could not be delivered."""
+        if row.kind == "failure":
+            return  # a failure notice that fails is not announced again
+        person = session.get(Contact, row.contact_id) if row.contact_id else None
+        for admin in session.exec(
+            select(Contact).where(Contact.role == Role.admin, col(Contact.active).is_(True))
+        ):
+            session.add(
+                Outbox(
+                    dedupe_key=f"failure:{row.id}:{admin.id}",
+                    kind="failure",
+                    contact_id=admin.id,
+                    payload={
+                        "message": "outbox.failed",
+                        "params": {
+                            "kind": self.t(f"kind.{row.kind}") if row.kind in KINDS else row.kind,
+                            "name": person.name if person else "-",
+                            "error": (row.last_error or "")[:200],
+                        },
+                    },
+                    due_at=now,
+                )
+            )
 
     async def _send(self, claimed: Claimed) -> SentMessage | None:
         if claimed.platform == GROUP:
@@ -226,5 +254,5 @@ class Dispatcher:
                 results = [result for chat in done for result in chat]
                 await asyncio.to_thread(self._finish, results)
                 sent += sum(1 for _, _, error in results if error is None)
-                if len(batch) < self.batch:
+                if len(batch) < self.batch or self.stopping:
                     return sent

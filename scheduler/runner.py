@@ -96,17 +96,19 @@ class Scheduler:
         self.dispatcher = dispatcher
         self.tick_seconds = tick_seconds
         self._scheduler: AsyncIOScheduler | None = None
+        self._ticking = asyncio.Lock()
 
     async def tick(self) -> None:
         """Plan and deliver once."""
-        try:
-            await asyncio.to_thread(self.planner.plan_due)
-        except Exception:
-            log.exception("planning failed")
-        try:
-            await self.dispatcher.deliver_due()
-        except Exception:
-            log.exception("delivering the outbox failed")
+        async with self._ticking:
+            try:
+                await asyncio.to_thread(self.planner.plan_due)
+            except Exception:
+                log.exception("planning failed")
+            try:
+                await self.dispatcher.deliver_due()
+            except Exception:
+                log.exception("delivering the outbox failed")
 
     def start(self) -> None:
         """Start ticking (the first tick at once)."""
@@ -123,9 +125,12 @@ class Scheduler:
         self._scheduler = scheduler
 
     async def stop(self) -> None:
-        """Stop ticking; a tick in flight finishes."""
-        if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
-            self._scheduler = None
-        async with self.dispatcher.lock:
+        """Stop ticking: no new tick starts, the one in flight ends after its current batch."""
+        if self._scheduler is None:
+            return
+        self._scheduler.pause()
+        self.dispatcher.stopping = True
+        async with self._ticking:  # the tick in flight finishes (shutdown would cancel it)
             pass
+        self._scheduler.shutdown(wait=False)
+        self._scheduler = None

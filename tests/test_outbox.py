@@ -170,6 +170,11 @@ async def test_scheduled_messages_wait_for_working_hours(engine: Engine) -> None
 
 async def test_failures_back_off_then_fail(engine: Engine) -> None:
     ids = _contacts(engine, 1)
+    with Session(engine) as session:
+        boss = Contact(name="管理员", unit="办公室", role=Role.admin)
+        session.add(boss)
+        session.commit()
+        admin = boss.id
     _rows(engine, ids)
     clock = FakeClock(MONDAY_10)
     dispatcher = _dispatcher(engine, Recorder(fail=True), clock)
@@ -178,9 +183,14 @@ async def test_failures_back_off_then_fail(engine: Engine) -> None:
         await dispatcher.deliver_due()  # within the backoff: not tried again
         clock.advance(timedelta(hours=6))
         with Session(engine) as session:
-            row = session.exec(select(Outbox)).one()
+            row = session.exec(select(Outbox).where(Outbox.kind == "notice")).one()
         assert row.attempts == attempt + 1
     assert row.state == "failed" and "platform is down" in (row.last_error or "")
+    # the admins are told once
+    with Session(engine) as session:
+        notices = session.exec(select(Outbox).where(Outbox.kind == "failure")).all()
+    assert len(notices) == 1 and notices[0].contact_id == admin
+    assert notices[0].payload["message"] == "outbox.failed"
 
 
 async def test_console_channel_reaches_unbound_contacts(engine: Engine) -> None:
