@@ -46,6 +46,7 @@ from typing import Protocol, TypeVar
 from bot.cn_numbers import NUMBER_PATTERN, cn_int, parse_number
 from bot.i18n import UserError
 from bot.models import ReportStatus
+from bot.units import UNITS
 
 __all__ = [
     "MAX_REPORT_LENGTH",
@@ -105,57 +106,7 @@ _FULLWIDTH = str.maketrans(
     {chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F) if c != 0xFF0C} | {"\u3000": " "}
 )
 
-# Units, longest first, with the importer's canonical names; the lookaheads keep words
-# like 个性, 所有, 家庭, 项目, 人民 out.
-_UNITS: tuple[tuple[str, str], ...] = (
-    ("个百分点", "个百分点"),
-    ("百分点", "个百分点"),
-    ("%", "%"),
-    ("‰", "‰"),
-    ("平方公里", "平方公里"),
-    ("平方米", "平方米"),
-    ("公里", "公里"),
-    ("千米", "公里"),
-    ("人次", "人次"),
-    ("场次", "场次"),
-    ("学时", "学时"),
-    ("课时", "课时"),
-    ("小时", "小时"),
-    ("个(?![性别体案])", "个"),
-    ("所(?![有属在以得需])", "所"),
-    ("家(?![庭长乡园])", "家"),
-    ("项(?!目)", "项"),
-    ("名(?![单称义])", "名"),
-    ("位(?![置于])", "位"),
-    ("人(?![民才员力口])", "人"),
-    ("元", "元"),
-    ("场(?![所地馆景])", "场"),
-    ("次(?![性数])", "次"),
-    ("间(?![隔断])", "间"),
-    ("台(?![湾阶账])", "台"),
-    ("套(?!餐)", "套"),
-    ("本(?![科地市届年校区级土部])", "本"),
-    ("篇", "篇"),
-    ("门(?![类式户槛])", "门"),
-    ("节(?![日能点约])", "节"),
-    ("天", "天"),
-    ("张", "张"),
-    ("支(?![持出付撑])", "支"),
-    ("册", "册"),
-    ("件", "件"),
-    ("亩", "亩"),
-    ("户(?![籍口型])", "户"),
-    ("辆", "辆"),
-    ("座(?![谈])", "座"),
-    ("栋", "栋"),
-    ("幢", "幢"),
-    ("层", "层"),
-    ("批", "批"),
-    ("份", "份"),
-    ("处(?![理置罚室长于在])", "处"),
-    ("条(?![例件款目])", "条"),
-    ("倍", "倍"),
-)
+_UNITS = UNITS  # the importer's own table (bot/units.py): the same canonical names
 _UNIT_ALT = "|".join(f"(?:{pattern})" for pattern, _ in _UNITS)
 _PERCENT_UNITS = frozenset({"%", "个百分点"})
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from bot.cn_numbers import NUMBER_PATTERN, parse_number
 from bot.importer.model import ParsedTarget
+from bot.units import UNITS
 
 __all__ = ["extract_targets"]
 
@@ -57,52 +58,7 @@ _COUNT_VERBS = _words(
 # Verbs that carry no meaning of their own in a metric ("完成新改扩建" -> "新改扩建").
 _FILLER_VERBS = ("完成", "实现", "落实", "确保", "力争", "争取", "达到", "努力", "推动", "促进")
 
-# Units, longest first; the lookaheads keep words like 个性, 所有, 家庭, 项目 out.
-_UNITS: tuple[tuple[str, str], ...] = (
-    ("个百分点", "个百分点"),
-    ("百分点", "个百分点"),
-    ("%", "%"),
-    ("‰", "‰"),
-    ("平方公里", "平方公里"),
-    ("平方米", "平方米"),
-    ("公里", "公里"),
-    ("千米", "公里"),
-    ("人次", "人次"),
-    ("场次", "场次"),
-    ("学时", "学时"),
-    ("课时", "课时"),
-    ("小时", "小时"),
-    ("个(?![性别体案])", "个"),
-    ("所(?![有属在以得需])", "所"),
-    ("家(?![庭长乡园])", "家"),
-    ("项(?!目)", "项"),
-    ("名(?![单称义])", "名"),
-    ("位(?![置于])", "位"),
-    ("人(?![民才员力口])", "人"),
-    ("元", "元"),
-    ("场(?![所地馆景])", "场"),
-    ("次(?![性数])", "次"),
-    ("间(?![隔断])", "间"),
-    ("台(?![湾阶账])", "台"),
-    ("套(?!餐)", "套"),
-    ("本(?![科地市届年校区级土部])", "本"),
-    ("篇", "篇"),
-    ("门(?![类式户槛])", "门"),
-    ("节(?![日能点约])", "节"),
-    ("天", "天"),
-    ("张", "张"),
-    ("支(?![持出付撑])", "支"),
-    ("册", "册"),
-    ("件", "件"),
-    ("亩", "亩"),
-    ("吨", "吨"),
-    ("户(?![籍口型])", "户"),
-    ("辆", "辆"),
-    ("座(?![谈])", "座"),
-    ("处(?![理置罚室长于在])", "处"),
-    ("条(?![例件款目])", "条"),
-    ("倍", "倍"),
-)
+_UNITS = UNITS  # shared with the progress parser (bot/units.py)
 _PERCENT_UNITS = frozenset({"%", "‰", "个百分点"})
 _BOUNDS = frozenset({">=", ">", "<=", "<"})
 # Explicit bounds that make a lone 一 a real number ("至少一所").
