@@ -16,14 +16,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import or_
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from bot.chat import chat_address, record_link
+from bot.chat import chat_address
 from bot.clock import Clock, system_clock
 from bot.events import Messenger, Outgoing, SentMessage, deliver
 from bot.i18n import Translator
-from bot.models import Contact, Outbox, Role
+from bot.models import Contact, MessageLink, Outbox, Role
 from scheduler.calendar import WorkCalendar
 
 log = logging.getLogger(__name__)
@@ -155,18 +156,37 @@ class Dispatcher:
             session.commit()
         return claimed
 
-    def _finish(self, results: list[tuple[Claimed, str | None, str | None]]) -> None:
-        """Record a batch's outcomes in one transaction: sent, or an attempt that failed."""
+    def _finish(self, results: list[tuple[Claimed, SentMessage | None, str | None]]) -> None:
+        """Record a batch's outcomes in one transaction: sent (with the message link that ties
+        a reply back to its item), or an attempt that failed."""
         now = self.clock()
+        links: list[dict[str, Any]] = []
         with Session(self.engine) as session:
-            for claimed, message_id, error in results:
-                row = session.get(Outbox, claimed.outbox_id)
-                assert row is not None
+            rows = {
+                row.id: row
+                for row in session.exec(
+                    select(Outbox).where(col(Outbox.id).in_([c.outbox_id for c, _, _ in results]))
+                )
+            }
+            for claimed, sent, error in results:
+                row = rows[claimed.outbox_id]
                 if error is None:
                     row.state = "sent"
                     row.sent_at = now
-                    row.platform_message_id = message_id
+                    row.platform_message_id = sent.message_id if sent else None
                     row.last_error = None
+                    if sent is not None and claimed.item_id is not None:
+                        links.append(
+                            {
+                                "platform": sent.platform,
+                                "chat_id": sent.chat_id,
+                                "message_id": sent.message_id,
+                                "item_id": claimed.item_id,
+                                "contact_id": claimed.contact_id,
+                                "outbox_id": claimed.outbox_id,
+                                "created_at": now,
+                            }
+                        )
                 else:
                     row.attempts += 1
                     row.last_error = error[:500]
@@ -175,6 +195,15 @@ class Dispatcher:
                         self._tell_admins(session, row, now)
                     else:
                         row.next_attempt_at = now + BASE_BACKOFF * (2 ** (row.attempts - 1))
+            if links:
+                # insert-or-ignore: a link already recorded must not undo the batch's record
+                insert = (
+                    postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+                )
+                statement = insert(MessageLink).on_conflict_do_nothing(
+                    index_elements=["platform", "chat_id", "message_id"]
+                )
+                session.connection().execute(statement, links)
             session.commit()
 
     def _tell_admins(self, session: Session, row: Outbox, now: datetime) -> None:
@@ -218,15 +247,13 @@ class Dispatcher:
         sent = await deliver(messenger, out)
         if claimed.photo:
             await messenger.send_photo(claimed.chat_id, Path(claimed.photo))
-        if claimed.item_id is not None:
-            await asyncio.to_thread(record_link, self.engine, sent, out)
         return sent
 
     async def _send_chat(
         self, rows: list[Claimed], gate: asyncio.Semaphore
-    ) -> list[tuple[Claimed, str | None, str | None]]:
+    ) -> list[tuple[Claimed, SentMessage | None, str | None]]:
         """One chat's rows, in order (a person never gets them shuffled)."""
-        results: list[tuple[Claimed, str | None, str | None]] = []
+        results: list[tuple[Claimed, SentMessage | None, str | None]] = []
         async with gate:
             for claimed in rows:
                 try:
@@ -235,7 +262,7 @@ class Dispatcher:
                     log.warning("outbox %s: send failed: %s", claimed.outbox_id, exc)
                     results.append((claimed, None, repr(exc)))
                     continue
-                results.append((claimed, sent.message_id if sent else None, None))
+                results.append((claimed, sent, None))
         return results
 
     async def deliver_due(self) -> int:
