@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 
 from bot.models import BindAttempt, Contact, Invite
 from bot.services import audit
@@ -84,16 +84,3 @@ def bind_account(
         session, actor=audit.actor_of(contact.id), action="contact.bind", platform=platform
     )
     return BindResult(contact=contact)
-
-
-def count_failures(session: Session, platform: str, sender_id: str) -> int:
-    """How many failed attempts an account has made in all (for tests and the audit)."""
-    return session.exec(
-        select(func.count())
-        .select_from(BindAttempt)
-        .where(
-            BindAttempt.platform == platform,
-            BindAttempt.sender_id == sender_id,
-            BindAttempt.ok == False,  # noqa: E712
-        )
-    ).one()

@@ -154,18 +154,3 @@ def is_assigned(session: Session, item: WorkItem, contact: Contact) -> bool:
 def item_targets(session: Session, item: WorkItem) -> list[Target]:
     """An item's targets in document order."""
     return list(session.exec(_TARGETS, params={"item_id": item.id}))
-
-
-def target_values(session: Session, target_ids: Sequence[int]) -> dict[int, float]:
-    """The current value of each target: the newest standing reported value."""
-    rows = session.exec(
-        select(TargetValue.target_id, TargetValue.value)
-        .join(Report, col(Report.id) == TargetValue.report_id)
-        .where(
-            col(TargetValue.target_id).in_(list(target_ids)),
-            col(Report.withdrawn_at).is_(None),
-            col(Report.superseded_by_id).is_(None),
-        )
-        .order_by(col(Report.created_at), col(Report.id))
-    )
-    return {target_id: value for target_id, value in rows}
