@@ -7,22 +7,20 @@ people go through the outbox in the same transaction, so they are never lost.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cached_property
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import bindparam
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.clock import Clock, system_clock
+from bot.dblane import DatabaseLane
 from bot.events import (
     Button,
     EventKind,
@@ -33,44 +31,83 @@ from bot.events import (
     deliver,
 )
 from bot.i18n import Translator, UserError
-from bot.models import Contact, MessageLink, Plan, ProcessedUpdate, Role
+from bot.models import Contact, Plan, ProcessedUpdate, Role, WorkItem
+from bot.refcache import CACHE_VERSION, ReferenceCache, attach, detached_copy
 from bot.router import Router
 from bot.services import audit
 from bot.services.items import ItemView, item_views
+from bot.services.links import insert_links, link_row
 from bot.services.notices import OUTBOX_TOUCHED, queue_notice
-from bot.services.plans import current_plan
+from bot.services.plans import current_plan, find_item
 from bot.services.progress import StatusRules
+from bot.services.reports import is_assigned
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
+M = TypeVar("M", Contact, Plan, WorkItem)
+
 MAX_TEXT = 4000
 
 
-_ACTIVE = select(Contact).where(Contact.active == True)  # noqa: E712
-_SENDER_QUERIES = {
-    "telegram": _ACTIVE.where(Contact.telegram_id == bindparam("sender")),
-    "wecom": _ACTIVE.where(Contact.wecom_userid == bindparam("sender")),
-    "console": _ACTIVE.where(Contact.name == bindparam("sender")),
+_SENDER_WHERE = {
+    "telegram": Contact.telegram_id == bindparam("sender"),
+    "wecom": Contact.wecom_userid == bindparam("sender"),
+    "console": Contact.name == bindparam("sender"),
 }
-_INSERT_PROCESSED = sa.insert(ProcessedUpdate).values(
-    platform=bindparam("platform"),
-    update_key=bindparam("update_key"),
-    processed_at=bindparam("processed_at"),
+_ACTIVE = Contact.active == True  # noqa: E712
+_SENDER_QUERIES = {
+    platform: select(Contact).where(_ACTIVE, where) for platform, where in _SENDER_WHERE.items()
+}
+# The sender and the current plan in one round trip (every handled update needs both).
+_CURRENT_PLAN_ID = (
+    select(Plan.id).order_by(col(Plan.updated_at).desc(), col(Plan.id).desc()).limit(1)
+).scalar_subquery()
+_SENDER_AND_PLAN = {
+    platform: select(Contact, Plan)
+    .outerjoin(Plan, col(Plan.id) == _CURRENT_PLAN_ID)
+    .where(_ACTIVE, where)
+    for platform, where in _SENDER_WHERE.items()
+}
+# The dedupe row, and in the same statement the reference cache's counter as this
+# transaction sees it (NULL when the counter's row is gone).
+_INSERT_PROCESSED = (
+    sa.insert(ProcessedUpdate)
+    .values(
+        platform=bindparam("platform"),
+        update_key=bindparam("update_key"),
+        processed_at=bindparam("processed_at"),
+    )
+    .returning(CACHE_VERSION.label("cache_version"))
 )
+
+
+def _sender_param(platform: str, sender_id: str) -> str | int | None:
+    if platform not in _SENDER_WHERE:
+        return None
+    if platform == "telegram":
+        return int(sender_id) if sender_id.lstrip("-").isdigit() else None
+    return sender_id
 
 
 def find_sender(session: Session, platform: str, sender_id: str) -> Contact | None:
     """The active contact behind a platform account, or None."""
-    query = _SENDER_QUERIES.get(platform)
-    if query is None:
+    sender = _sender_param(platform, sender_id)
+    if sender is None:
         return None
-    sender: str | int = sender_id
-    if platform == "telegram":
-        if not sender_id.lstrip("-").isdigit():
-            return None
-        sender = int(sender_id)
-    return session.exec(query, params={"sender": sender}).first()
+    return session.exec(_SENDER_QUERIES[platform], params={"sender": sender}).first()
+
+
+def find_sender_and_plan(
+    session: Session, platform: str, sender_id: str
+) -> tuple[Contact | None, Plan | None]:
+    """The active contact behind a platform account and the current plan (when both exist;
+    the plan is None also when the sender is unknown)."""
+    sender = _sender_param(platform, sender_id)
+    if sender is None:
+        return None, None
+    row = session.exec(_SENDER_AND_PLAN[platform], params={"sender": sender}).first()
+    return (None, None) if row is None else (row[0], row[1])
 
 
 def chat_address(contact: Contact, platforms: Iterable[str]) -> tuple[str, str] | None:
@@ -99,6 +136,9 @@ class ChatContext:
     args: str = ""
     outgoing: list[Outgoing] = field(default_factory=list)
     notices: int = 0
+    known_plan: Plan | None = None  # the current plan when the caller loaded it already
+    cache: ReferenceCache | None = None  # reference rows as of cache_version (bot/refcache.py)
+    cache_version: int = 0
 
     @property
     def role(self) -> Role | None:
@@ -110,10 +150,49 @@ class ChatContext:
         """The sender as the audit log names them."""
         return audit.actor_of(self.contact.id if self.contact else None)
 
-    @cached_property
+    @property
     def plan(self) -> Plan:
         """The current plan (a UserError when none is imported)."""
-        return current_plan(self.session)
+        if self.known_plan is None:
+            self.known_plan = current_plan(self.session)
+        return self.known_plan
+
+    def cached(self, key: Hashable, load: Callable[[], M | None]) -> M | None:
+        """A reference row through the cache: loaded in this session on a miss, else the
+        session's own copy of the cached row (no query either way after the first)."""
+        if self.cache is None:
+            return load()
+        loaded: list[M | None] = []
+
+        def fetch() -> M | None:
+            row = load()
+            loaded.append(row)
+            return detached_copy(row) if row is not None else None
+
+        copy = self.cache.get(key, self.cache_version, fetch)
+        return loaded[0] if loaded else attach(self.session, copy)
+
+    def find_item(self, ref: str) -> WorkItem:
+        """The live item of the current plan a person means (a UserError when none)."""
+        plan = self.plan
+        item = self.cached(
+            ("item", plan.id, ref.strip()), lambda: find_item(self.session, plan, ref)
+        )
+        assert item is not None
+        return item
+
+    def is_assigned(self, item: WorkItem) -> bool:
+        """Whether the sender answers for the item."""
+        assert self.contact is not None
+        key = ("assigned", item.id, self.contact.id)
+        contact = self.contact
+        if self.cache is None:
+            return is_assigned(self.session, item, contact)
+        return bool(
+            self.cache.get(
+                key, self.cache_version, lambda: is_assigned(self.session, item, contact)
+            )
+        )
 
     def views(self) -> list[ItemView]:
         """Where every item of the current plan stands now."""
@@ -162,22 +241,18 @@ class ChatContext:
         audit.record(self.session, actor=self.actor, action=action, **detail)
 
 
-def record_link(engine: Engine, sent: SentMessage, out: Outgoing) -> None:
-    """Remember which item a sent message was about, so a reply to it ties back."""
+PendingLink = tuple[SentMessage, Outgoing, datetime]
+
+
+def write_links(engine: Engine, links: list[PendingLink]) -> None:
+    """Remember which items sent replies were about (one transaction for all of them)."""
+    rows = [
+        link_row(sent, item_id=out.link_item_id, contact_id=out.link_contact_id, now=at)
+        for sent, out, at in links
+    ]
     with Session(engine) as session:
-        session.add(
-            MessageLink(
-                platform=sent.platform,
-                chat_id=sent.chat_id,
-                message_id=sent.message_id,
-                item_id=out.link_item_id,
-                contact_id=out.link_contact_id,
-            )
-        )
-        try:
-            session.commit()
-        except IntegrityError:  # the same message recorded already
-            session.rollback()
+        insert_links(session, rows)
+        session.commit()
 
 
 Notify = Callable[[], Awaitable[object]]
@@ -199,9 +274,15 @@ class ChatCore:
         self.router = router
         self.clock = clock
         self.t = Translator(settings.locale)
-        # SQLite takes one writer at a time: one database thread avoids lock waits entirely.
-        workers = 1 if engine.dialect.name == "sqlite" else 8
-        self._db = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="duban-db")
+        self.cache = ReferenceCache()
+        # SQLite takes one writer at a time: one database thread avoids lock waits entirely,
+        # and it takes whatever queued up in one hand-off. PostgreSQL gets parallel workers.
+        sqlite = engine.dialect.name == "sqlite"
+        self._db = DatabaseLane(
+            workers=1 if sqlite else 8,
+            batch=64 if sqlite else 2,
+            deferred=lambda links: write_links(engine, links),
+        )
         self.messengers: dict[str, Messenger] = {}
         self.after_commit: list[Notify] = []  # e.g. the outbox dispatcher's kick
         # Called with each event once it is fully handled (tests and benchmarks wait on it).
@@ -220,8 +301,7 @@ class ChatCore:
                 observe(event)
 
     async def _handle(self, event: IncomingMessage) -> list[Outgoing] | None:
-        loop = asyncio.get_running_loop()
-        result = await loop.run_in_executor(self._db, self.process, event)
+        result = await self._db.run(self.process, event)
         if result is None:
             return None
         outgoing, noticed = result
@@ -236,24 +316,29 @@ class ChatCore:
                 log.exception("sending a reply on %s failed", event.platform)
                 continue
             if out.link_item_id is not None:
-                await loop.run_in_executor(self._db, record_link, self.engine, sent, out)
+                # Written behind, batched with other replies' links: a reply to this message
+                # comes seconds later at the earliest. A crash in between loses only the link.
+                self._db.defer((sent, out, self.clock()))
         if noticed:
             for kick in self.after_commit:
                 await kick()
         return outgoing
 
     def close(self) -> None:
-        """Finish the database work in flight and release its thread."""
-        self._db.shutdown(wait=True)
+        """Finish the database work in flight (links included) and release its threads."""
+        self._db.close()
 
-    def _mark_processed(self, session: Session, event: IncomingMessage, now: datetime) -> bool:
+    def _mark_processed(
+        self, session: Session, event: IncomingMessage, now: datetime
+    ) -> tuple[bool, int | None]:
+        """Insert the dedupe row: (False, None) for a duplicate, else (True, cache version)."""
         params = {"platform": event.platform, "update_key": event.update_id, "processed_at": now}
         try:
-            session.connection().execute(_INSERT_PROCESSED, params)
+            version = session.connection().execute(_INSERT_PROCESSED, params).scalar()
         except IntegrityError:
             session.rollback()
-            return False
-        return True
+            return False, None
+        return True, version
 
     def process(self, event: IncomingMessage) -> tuple[list[Outgoing], bool] | None:
         """Dedupe and handle an event in one transaction.
@@ -263,18 +348,24 @@ class ChatCore:
         """
         now = self.clock()
         with Session(self.engine, expire_on_commit=False) as session:
-            if not self._mark_processed(session, event, now):
+            fresh, version = self._mark_processed(session, event, now)
+            if not fresh:
                 log.info("duplicate update %s:%s ignored", event.platform, event.update_id)
                 return None
             ctx = ChatContext(
                 event=event,
-                contact=find_sender(session, event.platform, event.sender_id),
+                contact=None,
                 session=session,
                 settings=self.settings,
                 t=self.t,
                 now=now,
                 router=self.router,
             )
+            if version is None:  # the counter's row was deleted: no caching until it is back
+                self.cache.clear()
+            else:
+                ctx.cache, ctx.cache_version = self.cache, version
+            ctx.contact, ctx.known_plan = self._sender_and_plan(ctx)
             try:
                 self._dispatch(ctx)
                 session.commit()
@@ -286,10 +377,30 @@ class ChatCore:
                 message = self.t("chat.internal_error")
             # Bad input or a failure changes nothing but still counts as processed.
             session.rollback()
-            if not self._mark_processed(session, event, now):
+            if not self._mark_processed(session, event, now)[0]:
                 return None
             session.commit()
             return [Outgoing(chat_id=event.chat_id, text=message)], False
+
+    def _sender_and_plan(self, ctx: ChatContext) -> tuple[Contact | None, Plan | None]:
+        event = ctx.event
+        loaded: list[tuple[Contact | None, Plan | None]] = []
+
+        def fetch() -> tuple[Contact | None, Plan | None]:
+            contact, plan = find_sender_and_plan(ctx.session, event.platform, event.sender_id)
+            loaded.append((contact, plan))
+            return (
+                detached_copy(contact) if contact else None,
+                detached_copy(plan) if plan else None,
+            )
+
+        if ctx.cache is None:
+            return find_sender_and_plan(ctx.session, event.platform, event.sender_id)
+        key = ("sender", event.platform, event.sender_id)
+        contact, plan = ctx.cache.get(key, ctx.cache_version, fetch)
+        if loaded:
+            return loaded[0]
+        return attach(ctx.session, contact), attach(ctx.session, plan)
 
     def _dispatch(self, ctx: ChatContext) -> None:
         event = ctx.event

@@ -302,3 +302,17 @@ class BindAttempt(SQLModel, table=True):
     sender_id: str = Field(index=True)
     ok: bool = False
     at: datetime = _created()
+
+
+class CacheVersion(SQLModel, table=True):
+    """One counter that database triggers bump on every change to contacts, plans, items and
+    assignments (by any process): what the chat core's reference cache checks per update."""
+
+    __tablename__ = "cache_version"
+
+    id: int = Field(default=1, primary_key=True)
+    version: int = 0
+
+
+# The tables whose every change must bump cache_version (migration 0005 made the triggers).
+CACHED_TABLES = ("contact", "plan", "work_item", "assignment")

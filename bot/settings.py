@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     telegram_max_retries: int = Field(default=3, ge=0, le=10)
     telegram_poll_timeout: int = Field(default=10, ge=0, le=60)
     telegram_concurrent_updates: int = Field(default=16, ge=1, le=256)
+    telegram_http_client: Literal["aiohttp", "httpx"] = "aiohttp"
+    telegram_proxy_url: str | None = None
 
     wecom_corp_id: str | None = None
     wecom_agent_id: int | None = None

@@ -38,6 +38,7 @@ def environment(autoescape: bool = False) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
+        auto_reload=False,  # templates ship with the code: no stat() on every render
     )
     env.globals["status_mark"] = STATUS_MARK
     env.globals["share"] = share_of
@@ -48,12 +49,18 @@ def environment(autoescape: bool = False) -> Environment:
 DIGEST_FORMATS = ("text", "telegram", "wecom")
 
 
+@cache
+def template_locale(locale: str) -> str:
+    """The locale whose templates exist: the one asked for, else the default."""
+    return locale if (resource_dir("templates") / locale).is_dir() else DEFAULT_LOCALE
+
+
 def render_digest(digest: Any, fmt: str, locale: str) -> str:
     """The weekly digest as plain text, Telegram HTML (user text escaped) or WeCom markdown."""
     if fmt not in DIGEST_FORMATS:
         raise ValueError(f"unknown digest format {fmt!r}")
     env = environment(autoescape=fmt == "telegram")
-    locale = locale if (resource_dir("templates") / locale).is_dir() else DEFAULT_LOCALE
+    locale = template_locale(locale)
     template = env.get_template(f"{locale}/digest.j2")
     text = template.render(t=Translator(locale), d=digest, fmt=fmt)
     return "\n".join(line.rstrip() for line in text.strip().splitlines())
@@ -62,6 +69,6 @@ def render_digest(digest: Any, fmt: str, locale: str) -> str:
 def render(name: str, locale: str, **context: Any) -> str:
     """Render templates/<locale>/<name>.j2 with the locale's translator as `t`."""
     env = environment()
-    locale = locale if (resource_dir("templates") / locale).is_dir() else DEFAULT_LOCALE
+    locale = template_locale(locale)
     template = env.get_template(f"{locale}/{name}.j2")
     return template.render(t=Translator(locale), **context).strip()

@@ -12,7 +12,6 @@ from bot.i18n import UserError
 from bot.models import MessageLink, PendingChoice, Report, Role, Target, WorkItem
 from bot.progress_parser import ParsedReport, match_targets, parse_report_text
 from bot.services import reports
-from bot.services.plans import find_item
 from bot.templating import render
 
 CHOICE_TTL = timedelta(days=1)
@@ -55,7 +54,7 @@ def _linked_item(ctx: ChatContext) -> WorkItem | None:
 def _record_parsed(ctx: ChatContext, parsed: ParsedReport, raw: str) -> None:
     assert ctx.contact is not None
     if parsed.item_ref is not None:
-        item = find_item(ctx.session, ctx.plan, parsed.item_ref)
+        item = ctx.find_item(parsed.item_ref)
         _check_may_report(ctx, item)
         _record(ctx, item, parsed)
         return
@@ -79,7 +78,7 @@ def _check_may_report(ctx: ChatContext, item: WorkItem) -> None:
     assert ctx.contact is not None
     if ctx.contact.role == Role.admin:
         return
-    if not reports.is_assigned(ctx.session, item, ctx.contact):
+    if not ctx.is_assigned(item):
         raise UserError("report.not_yours", item=item.number)
 
 
@@ -93,7 +92,8 @@ def _record(ctx: ChatContext, item: WorkItem, parsed: ParsedReport) -> None:
     assert ctx.contact is not None
     if not _has_content(parsed):
         raise UserError("report.empty_for_item", item=item.number)
-    values = match_targets(parsed.numbers, reports.item_targets(ctx.session, item))
+    targets = reports.item_targets(ctx.session, item) if parsed.numbers else []
+    values = match_targets(parsed.numbers, targets)
     report = reports.record_report(
         ctx.session,
         item=item,
@@ -160,7 +160,7 @@ def pick_item(ctx: ChatContext) -> None:
     ):
         raise UserError("chat.stale_button")
     choice.resolved_at = ctx.now
-    item = find_item(ctx.session, ctx.plan, number)
+    item = ctx.find_item(number)
     _check_may_report(ctx, item)
     _record(ctx, item, parse_report_text(choice.text))
 

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sqlalchemy import or_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
@@ -24,7 +23,8 @@ from bot.chat import chat_address
 from bot.clock import Clock, system_clock
 from bot.events import Messenger, Outgoing, SentMessage, deliver
 from bot.i18n import Translator
-from bot.models import Contact, MessageLink, Outbox, Role
+from bot.models import Contact, Outbox, Role
+from bot.services.links import insert_links, link_row
 from scheduler.calendar import WorkCalendar
 
 log = logging.getLogger(__name__)
@@ -177,15 +177,13 @@ class Dispatcher:
                     row.last_error = None
                     if sent is not None and claimed.item_id is not None:
                         links.append(
-                            {
-                                "platform": sent.platform,
-                                "chat_id": sent.chat_id,
-                                "message_id": sent.message_id,
-                                "item_id": claimed.item_id,
-                                "contact_id": claimed.contact_id,
-                                "outbox_id": claimed.outbox_id,
-                                "created_at": now,
-                            }
+                            link_row(
+                                sent,
+                                item_id=claimed.item_id,
+                                contact_id=claimed.contact_id,
+                                now=now,
+                                outbox_id=claimed.outbox_id,
+                            )
                         )
                 else:
                     row.attempts += 1
@@ -195,15 +193,7 @@ class Dispatcher:
                         self._tell_admins(session, row, now)
                     else:
                         row.next_attempt_at = now + BASE_BACKOFF * (2 ** (row.attempts - 1))
-            if links:
-                # insert-or-ignore: a link already recorded must not undo the batch's record
-                insert = (
-                    postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
-                )
-                statement = insert(MessageLink).on_conflict_do_nothing(
-                    index_elements=["platform", "chat_id", "message_id"]
-                )
-                session.connection().execute(statement, links)
+            insert_links(session, links)  # insert-or-ignore: never undoes the batch
             session.commit()
 
     def _tell_admins(self, session: Session, row: Outbox, now: datetime) -> None:

@@ -114,12 +114,13 @@ class Planned:
     item_number: int | None = None
 
 
-def _channel(contact: Contact) -> str:
-    if contact.wecom_userid:
-        return "wecom"
-    if contact.telegram_id is not None:
-        return "telegram"
-    return "none"
+_PEOPLE = sa.select(
+    col(Contact.id),
+    col(Contact.name),
+    col(Contact.role),
+    col(Contact.wecom_userid),
+    col(Contact.telegram_id),
+).where(col(Contact.active).is_(True))
 
 
 def load_state(
@@ -129,9 +130,12 @@ def load_state(
     assert plan.id is not None
     views = item_views(session, plan, now=now, tz=tz, rules=rules)
     people: dict[int, Person] = {}
-    for contact in session.exec(select(Contact).where(col(Contact.active).is_(True))):
-        assert contact.id is not None
-        people[contact.id] = Person(contact.id, contact.name, contact.role, _channel(contact))
+    # Plain rows, not entities: ten thousand contacts load several times faster this way.
+    for row in session.connection().execute(_PEOPLE):
+        channel = (
+            "wecom" if row.wecom_userid else "telegram" if row.telegram_id is not None else "none"
+        )
+        people[row.id] = Person(row.id, row.name, Role(row.role), channel)
     open_items = [
         OpenItem(
             id=v.item.id or 0,

@@ -88,6 +88,20 @@ class Planner:
         return added
 
 
+class _LongTickNotice(logging.Filter):
+    """A tick still delivering a large fan-out when the next falls due is normal: APScheduler's
+    warning about the skipped tick becomes a DEBUG line (the running tick covers its work)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "maximum number of running instances reached" in record.getMessage():
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
+
+
+logging.getLogger("apscheduler.scheduler").addFilter(_LongTickNotice())
+
+
 class Scheduler:
     """Ticks every SCHEDULER_TICK_SECONDS: plan what is due, then deliver the outbox."""
 

@@ -94,6 +94,7 @@ def _truncate_all(url: str) -> None:
     tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
     with engine.begin() as conn:
         conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        conn.execute(sa.text("INSERT INTO cache_version (id, version) VALUES (1, 0)"))
     engine.dispose()
 
 
@@ -134,6 +135,12 @@ def sample_plan() -> Path:
 def _ptb_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
     """PTB 22 warns on every RetryAfter unless this opt-in is set (Duban sets it too)."""
     monkeypatch.setenv("PTB_TIMEDELTA", "1")
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Exports and charts of a test go to a temporary folder, never into the checkout."""
+    monkeypatch.setenv("DATA_DIR", str(tmp_path_factory.mktemp("duban-data")))
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 from collections import Counter, defaultdict
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -169,3 +171,18 @@ async def test_a_whole_plan_year(engine: Engine) -> None:
     # digests on Mondays (first working day) to leaders; nothing failed
     assert kinds["digest:sent"] >= 2 * 40
     assert not [k for k in kinds if k.endswith(":failed")]
+
+
+def test_a_skipped_tick_is_not_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    aps = logging.getLogger("apscheduler.scheduler")
+    with caplog.at_level(logging.INFO):
+        aps.warning(
+            'Execution of job "Scheduler.tick" skipped: maximum number of running instances '
+            "reached (1)"
+        )
+        aps.warning("Run time of job was missed by 0:00:05")
+    assert [r.getMessage()[:8] for r in caplog.records] == ["Run time"]
+    with caplog.at_level(logging.DEBUG, logger="apscheduler.scheduler"):
+        caplog.clear()
+        aps.warning("Execution of job skipped: maximum number of running instances reached (1)")
+    assert [r.levelname for r in caplog.records] == ["DEBUG"]

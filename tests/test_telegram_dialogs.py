@@ -163,6 +163,20 @@ async def test_reply_to_a_bot_message_ties_back_to_its_item(chat: Dialog) -> Non
     assert report.percent == 30
 
 
+async def test_reply_to_a_confirmation_ties_back_to_its_item(chat: Dialog) -> None:
+    # The confirmation's link is written behind the reply; the next update must still see it.
+    await chat.say(ZHANG, "10 40%")
+    confirmation = chat.server.messages_to(ZHANG)[-1]
+    assert "已记录 第10项" in confirmation.plain_text
+    answer = await chat.says_one(ZHANG, "补充：园舍改造完成 55%", reply_to=confirmation.message_id)
+    assert "已记录 第10项" in answer  # not "which item?": Zhang has items 9 and 10 open
+    assert [r.percent for r in chat.reports()] == [40, 55]
+    links = chat.scalar(
+        "SELECT count(*) FROM message_link WHERE item_id IS NOT NULL AND outbox_id IS NULL"
+    )
+    assert links >= 1
+
+
 async def test_undo_within_ten_minutes(chat: Dialog) -> None:
     await chat.say(ZHANG, "9 60%")
     chat.clock.advance(timedelta(minutes=5))

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from telegram.ext import ExtBot
 
-from bot.channels.telegram import SECRET_HEADER, file_url_for
+from bot.channels.aiohttp_request import AiohttpRequest
+from bot.channels.telegram import SECRET_HEADER, file_url_for, rate_limiter
+from bot.settings import Settings
 from tests.fakes import FakeTelegram
 from tests.harness import ZHANG, Dialog, running_bot
 
@@ -103,3 +107,30 @@ async def test_long_messages_are_split_on_lines(hooked: Dialog, server: FakeTele
 def test_file_url_follows_the_api_url() -> None:
     assert file_url_for("https://api.telegram.org/bot") == "https://api.telegram.org/file/bot"
     assert file_url_for("http://127.0.0.1:9/bot") == "http://127.0.0.1:9/file/bot"
+
+
+async def test_sending_at_the_servers_own_rate_meets_no_429(server: FakeTelegram) -> None:
+    # The limiter is paced in tenths of a second: at TELEGRAM_MAX_RATE equal to the server's
+    # limit, a fan-out never bursts into an emptied bucket.
+    server.reset()
+    server.rate_limit(50)
+    settings = Settings(_env_file=None, telegram_max_rate=50)  # type: ignore[call-arg]
+    limiter = rate_limiter(settings)
+    bot = ExtBot(
+        server.token,
+        base_url=f"{server.url}/bot",
+        request=AiohttpRequest(connection_pool_size=32),
+        rate_limiter=limiter,
+    )
+    chats = [900_000 + n for n in range(20)]
+    for chat in chats:
+        server.user_says(chat, "hi")  # the fake knows the chats
+    try:
+        async with bot:
+            await asyncio.gather(
+                *(bot.send_message(chats[n % 20], f"第 {n} 条") for n in range(150))
+            )
+    finally:
+        server.rate_limit(None)
+    assert server.stats["sendMessage"] == 150
+    assert server.stats["429"] == 0

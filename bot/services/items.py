@@ -16,10 +16,78 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from bot.models import Assignment, Contact, Plan, Report, Section, Target, TargetValue, WorkItem
-from bot.services.assignments import assignees
+from bot.models import (
+    Assignment,
+    AssignmentRole,
+    Contact,
+    Plan,
+    Report,
+    Role,
+    Section,
+    Target,
+    TargetValue,
+    WorkItem,
+)
 from bot.services.plans import live_items
 from bot.services.progress import StatusRules, Verdict, judge, project, target_share
+
+
+class Owner(NamedTuple):
+    """The fields of an item's owner the views need (named as on Contact)."""
+
+    id: int
+    name: str
+    unit: str
+    role: Role
+
+
+class Duty(NamedTuple):
+    """The fields of an assignment the views need (named as on Assignment)."""
+
+    id: int
+    item_id: int
+    contact_id: int
+    role: AssignmentRole
+    deadline: date | None
+
+
+# Plain rows, not entities: an item view is read-only, and a plan with ten thousand
+# assignments loads several times faster this way (the planner reads them every run).
+_OWNERS: Any = (  # a Select (its inferred column types trip mypy up)
+    sa.select(
+        col(Contact.id),
+        col(Contact.name),
+        col(Contact.unit),
+        col(Contact.role),
+        col(Assignment.id).label("assignment_id"),
+        col(Assignment.item_id),
+        col(Assignment.role).label("assignment_role"),
+        col(Assignment.deadline),
+    )
+    .join(Assignment, col(Assignment.contact_id) == Contact.id)
+    .join(WorkItem, col(WorkItem.id) == Assignment.item_id)
+    .where(col(WorkItem.plan_id) == sa.bindparam("plan_id"))
+    .order_by(col(Assignment.role), col(Contact.name))
+)
+
+
+def owners(session: Session, plan: Plan) -> dict[int, list[tuple[Owner, Duty]]]:
+    """The owners of every item of a plan, lead first, by item id."""
+    out: dict[int, list[tuple[Owner, Duty]]] = defaultdict(list)
+    for row in session.connection().execute(_OWNERS, {"plan_id": plan.id}):
+        out[row.item_id].append(
+            (
+                Owner(row.id, row.name, row.unit, Role(row.role)),
+                Duty(
+                    row.assignment_id,
+                    row.item_id,
+                    row.id,
+                    AssignmentRole(row.assignment_role),
+                    row.deadline,
+                ),
+            )
+        )
+    return out
 
 
 class ReportRow(NamedTuple):
@@ -53,7 +121,7 @@ class ItemView:
     item: WorkItem
     section: Section
     targets: list[TargetState]
-    people: list[tuple[Contact, Assignment]] = field(default_factory=list)
+    people: list[tuple[Owner, Duty]] = field(default_factory=list)
     latest: ReportRow | None = None
     verdict: Verdict = field(default_factory=lambda: Verdict("none", None, None))
 
@@ -215,7 +283,6 @@ def item_views(
     rules = rules or StatusRules()
     as_of = as_of or now
     items = live_items(session, plan)
-    ids = [i.id for i in items if i.id is not None]
     sections = {s.id: s for s in session.exec(select(Section).where(Section.plan_id == plan.id))}
     targets: dict[int, list[Target]] = defaultdict(list)
     for t in session.exec(
@@ -225,7 +292,7 @@ def item_views(
         .order_by(col(Target.position))
     ):
         targets[t.item_id].append(t)
-    people = assignees(session, ids)
+    people = owners(session, plan)
     latest = latest_reports(session, plan, as_of)
     values, firsts = _target_values(session, plan, as_of)
     start = plan_start(plan)

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import bindparam
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
 from bot.i18n import UserError
@@ -37,6 +41,25 @@ _LATEST = (
     .limit(1)
 )
 _LATEST_BY = _LATEST.where(Report.contact_id == bindparam("contact_id"))
+# The correction check needs only the id and time of the contact's standing report.
+_LATEST_BY_KEY = (
+    sa.select(col(Report.id), col(Report.created_at))
+    .where(
+        col(Report.item_id) == bindparam("item_id"),
+        col(Report.contact_id) == bindparam("contact_id"),
+        col(Report.withdrawn_at).is_(None),
+        col(Report.superseded_by_id).is_(None),
+    )
+    .order_by(col(Report.created_at).desc(), col(Report.id).desc())
+    .limit(1)
+)
+_INSERT_REPORT = sa.insert(Report)
+_INSERT_VALUE = sa.insert(TargetValue)
+_SUPERSEDE = (
+    sa.update(Report)
+    .where(col(Report.id) == bindparam("earlier_id"))
+    .values(superseded_by_id=bindparam("report_id"))
+)
 _TARGETS = (
     select(Target).where(Target.item_id == bindparam("item_id")).order_by(col(Target.position))
 )
@@ -77,28 +100,46 @@ def record_report(
     if status is None and percent is not None:
         status = ReportStatus.done if percent == 100 else ReportStatus.in_progress
     assert item.id is not None and contact.id is not None
-    earlier = latest_report(session, item.id, contact.id)
-    corrects = earlier is not None and now - earlier.created_at <= UNDO_WINDOW
-    report = Report(
-        item_id=item.id,
-        contact_id=contact.id,
-        percent=percent,
-        status=status,
-        text=text,
-        source=source,
-        entered_by_id=entered_by.id if entered_by else None,
-        created_at=now,
+    earlier = (
+        session.connection()
+        .execute(_LATEST_BY_KEY, {"item_id": item.id, "contact_id": contact.id})
+        .first()
     )
-    session.add(report)
-    if values or corrects:
-        session.flush()  # the values and the correction need the report's id
+    corrects = earlier is not None and now - earlier.created_at <= UNDO_WINDOW
+    row: dict[str, Any] = {
+        "item_id": item.id,
+        "contact_id": contact.id,
+        "percent": percent,
+        "status": status,
+        "text": text,
+        "source": source,
+        "entered_by_id": entered_by.id if entered_by else None,
+        "superseded_by_id": None,
+        "withdrawn_at": None,
+        "created_at": now,
+    }
+    # A Core insert: the ORM's unit of work costs more than the insert itself on this path.
+    connection = session.connection()
+    inserted = connection.execute(_INSERT_REPORT, row).inserted_primary_key
+    assert inserted is not None
+    report_id = inserted[0]
+    report = Report(id=report_id, **row)
+    make_transient_to_detached(report)
+    session.add(report)  # persistent now, as if loaded: later changes are flushed as usual
     if corrects and earlier is not None:
-        earlier.superseded_by_id = report.id  # kept, marked: a correction never deletes
+        # kept, marked: a correction never deletes
+        connection.execute(_SUPERSEDE, {"earlier_id": earlier.id, "report_id": report_id})
+        loaded = session.identity_map.get(session.identity_key(Report, earlier.id))
+        if loaded is not None:  # loaded earlier in this transaction: keep it in step
+            set_committed_value(loaded, "superseded_by_id", report_id)
     if values:
-        assert report.id is not None
-        for target, value in values:
-            assert target.id is not None
-            session.add(TargetValue(report_id=report.id, target_id=target.id, value=value))
+        connection.execute(
+            _INSERT_VALUE,
+            [
+                {"report_id": report_id, "target_id": target.id, "value": value}
+                for target, value in values
+            ],
+        )
     return report
 
 
@@ -148,7 +189,7 @@ def open_items(session: Session, plan: Plan, contact: Contact) -> list[WorkItem]
 def is_assigned(session: Session, item: WorkItem, contact: Contact) -> bool:
     """Whether the contact answers for the item."""
     params = {"item_id": item.id, "contact_id": contact.id}
-    return session.exec(_IS_ASSIGNED, params=params).first() is not None
+    return session.connection().execute(_IS_ASSIGNED, params).first() is not None
 
 
 def item_targets(session: Session, item: WorkItem) -> list[Target]:

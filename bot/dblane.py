@@ -1,0 +1,165 @@
+"""Database work off the event loop, handed across threads in batches.
+
+`loop.run_in_executor` costs a thread wake-up and a loop wake-up for every call; under load
+(a getUpdates answer brings up to 100 updates at once) that hand-off cost more CPU than the
+database work itself. A lane keeps one queue: a worker thread takes everything waiting (up to
+`batch` jobs), runs it, and resolves all their futures with one wake-up of the loop.
+
+Work that nobody waits for (`defer`) is collected and written together, in one transaction,
+before the next batch runs, so a job queued after an item was deferred sees it: Duban defers
+the links it records after a reply is sent, and a reply to that message finds its link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_STOP = object()
+
+
+class _Job:
+    __slots__ = ("args", "fn", "future", "loop")
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        loop: asyncio.AbstractEventLoop | None,
+        future: asyncio.Future[Any] | None,
+    ) -> None:
+        self.fn = fn
+        self.args = args
+        self.loop = loop
+        self.future = future
+
+
+def _settle(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
+    """Runs on the event loop: resolve a batch's futures (skipping cancelled ones)."""
+    for future, ok, value in outcomes:
+        if future.cancelled():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
+
+
+class DatabaseLane:
+    """Worker threads that run blocking database calls for the event loop, in batches.
+
+    `deferred` is called on a worker with the list of everything passed to `defer` since its
+    last call (after the batch they came with), so such writes share one transaction.
+    """
+
+    def __init__(
+        self,
+        *,
+        workers: int = 1,
+        batch: int = 64,
+        deferred: Callable[[list[Any]], None] | None = None,
+        name: str = "duban-db",
+    ) -> None:
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._batch = max(1, batch)
+        self._deferred_fn = deferred
+        self._deferred: list[Any] = []
+        self._deferred_lock = threading.Lock()
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=self._work, name=f"{name}-{n}", daemon=True)
+            for n in range(max(1, workers))
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(*args)` on a worker and return its result (or raise its exception)."""
+        if self._closed:
+            raise RuntimeError("the database lane is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put(_Job(fn, args, loop, future))
+        return await future
+
+    def defer(self, item: Any) -> None:
+        """Hand an item to the `deferred` writer; it runs after the current or next batch."""
+        if self._deferred_fn is None:
+            raise RuntimeError("this lane has no deferred writer")
+        if self._closed:  # no worker left to write it: write it now
+            self._deferred_fn([item])
+            return
+        with self._deferred_lock:
+            first = not self._deferred
+            self._deferred.append(item)
+        if first:
+            self._queue.put(None)  # wakes a worker when the lane is idle
+
+    def close(self) -> None:
+        """Finish the work queued so far (deferred writes included) and stop the workers."""
+        if self._closed:
+            return
+        self._closed = True
+        for _ in self._threads:
+            self._queue.put(_STOP)
+        for thread in self._threads:
+            thread.join()
+
+    def _work(self) -> None:
+        while True:
+            first = self._queue.get()
+            jobs = [first]
+            while len(jobs) < self._batch:
+                try:
+                    jobs.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = any(job is _STOP for job in jobs)
+            # Deferred writes go first, in one transaction: an item deferred before a job was
+            # queued is written before that job runs. (Whatever is deferred meanwhile queued
+            # a marker that brings the next batch, and with it the next write.)
+            self._flush_deferred()
+            self._run_batch([job for job in jobs if isinstance(job, _Job)])
+            if stop:
+                self._flush_deferred()
+            if stop:
+                # other workers' stop markers taken by this one go back for them
+                for _ in range(sum(job is _STOP for job in jobs) - 1):
+                    self._queue.put(_STOP)
+                return
+
+    def _run_batch(self, jobs: list[_Job]) -> None:
+        outcomes: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]]
+        outcomes = {}
+        for job in jobs:
+            try:
+                value, ok = job.fn(*job.args), True
+            except BaseException as exc:  # handed to the awaiting coroutine
+                value, ok = exc, False
+            if job.loop is not None and job.future is not None:
+                outcomes.setdefault(job.loop, []).append((job.future, ok, value))
+        for loop, settled in outcomes.items():
+            try:
+                loop.call_soon_threadsafe(_settle, settled)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                log.debug("event loop closed before %d results were delivered", len(settled))
+
+    def _flush_deferred(self) -> None:
+        if self._deferred_fn is None:
+            return
+        with self._deferred_lock:
+            items, self._deferred = self._deferred, []
+        if not items:
+            return
+        try:
+            self._deferred_fn(items)
+        except Exception:
+            log.exception("writing %d deferred records failed", len(items))
