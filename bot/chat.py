@@ -32,7 +32,7 @@ from bot.events import (
 )
 from bot.i18n import Translator, UserError
 from bot.models import Contact, Plan, ProcessedUpdate, Role, WorkItem
-from bot.refcache import CACHE_VERSION, ReferenceCache, attach, detached_copy
+from bot.refcache import CACHE_VERSION, MISSING, ReferenceCache, attach, detached_copy
 from bot.router import Router
 from bot.services import audit
 from bot.services.items import ItemView, item_views
@@ -139,6 +139,8 @@ class ChatContext:
     known_plan: Plan | None = None  # the current plan when the caller loaded it already
     cache: ReferenceCache | None = None  # reference rows as of cache_version (bot/refcache.py)
     cache_version: int = 0
+    # What this transaction loaded for the cache: stored by the core once it has committed.
+    cache_loaded: dict[Hashable, tuple[int, Any]] = field(default_factory=dict)
 
     @property
     def role(self) -> Role | None:
@@ -157,42 +159,45 @@ class ChatContext:
             self.known_plan = current_plan(self.session)
         return self.known_plan
 
-    def cached(self, key: Hashable, load: Callable[[], M | None]) -> M | None:
-        """A reference row through the cache: loaded in this session on a miss, else the
-        session's own copy of the cached row (no query either way after the first)."""
+    def cached(self, key: Hashable, load: Callable[[], Any]) -> Any:
+        """A value through the reference cache: loaded in this transaction on a miss (and
+        kept for the cache once it commits), else the cached value (no query)."""
         if self.cache is None:
             return load()
-        loaded: list[M | None] = []
+        value = self.cache.lookup(key, self.cache_version)
+        if value is MISSING:
+            value = load()
+            self.cache_loaded[key] = (self.cache_version, value)
+        return value
+
+    def cached_row(self, key: Hashable, load: Callable[[], M | None]) -> M | None:
+        """A reference row through the cache: the session's own instance either way."""
+        if self.cache is None:
+            return load()
+        found: list[M | None] = []
 
         def fetch() -> M | None:
             row = load()
-            loaded.append(row)
+            found.append(row)
             return detached_copy(row) if row is not None else None
 
-        copy = self.cache.get(key, self.cache_version, fetch)
-        return loaded[0] if loaded else attach(self.session, copy)
+        copy = self.cached(key, fetch)
+        return found[0] if found else attach(self.session, copy)
 
     def find_item(self, ref: str) -> WorkItem:
         """The live item of the current plan a person means (a UserError when none)."""
         plan = self.plan
-        item = self.cached(
-            ("item", plan.id, ref.strip()), lambda: find_item(self.session, plan, ref)
-        )
+        key = ("item", plan.id, ref.strip())
+        item = self.cached_row(key, lambda: find_item(self.session, plan, ref))
         assert item is not None
         return item
 
     def is_assigned(self, item: WorkItem) -> bool:
         """Whether the sender answers for the item."""
-        assert self.contact is not None
-        key = ("assigned", item.id, self.contact.id)
         contact = self.contact
-        if self.cache is None:
-            return is_assigned(self.session, item, contact)
-        return bool(
-            self.cache.get(
-                key, self.cache_version, lambda: is_assigned(self.session, item, contact)
-            )
-        )
+        assert contact is not None
+        key = ("assigned", item.id, contact.id)
+        return bool(self.cached(key, lambda: is_assigned(self.session, item, contact)))
 
     def views(self) -> list[ItemView]:
         """Where every item of the current plan stands now."""
@@ -280,7 +285,7 @@ class ChatCore:
         sqlite = engine.dialect.name == "sqlite"
         self._db = DatabaseLane(
             workers=1 if sqlite else 8,
-            batch=64 if sqlite else 2,
+            batch=64 if sqlite else 1,  # several workers: a slow job holds up no other
             deferred=lambda links: write_links(engine, links),
         )
         self.messengers: dict[str, Messenger] = {}
@@ -364,18 +369,21 @@ class ChatCore:
             if version is None:  # the counter's row was deleted: no caching until it is back
                 self.cache.clear()
             else:
+                self.cache.seen(version)
                 ctx.cache, ctx.cache_version = self.cache, version
             ctx.contact, ctx.known_plan = self._sender_and_plan(ctx)
             try:
                 self._dispatch(ctx)
                 session.commit()
+                self.cache.store(ctx.cache_loaded)
                 return ctx.outgoing, bool(session.info.pop(OUTBOX_TOUCHED, False))
             except UserError as exc:
                 message = exc.render(self.t)
             except Exception:
                 log.exception("handler failed for %s update %s", event.platform, event.update_id)
                 message = self.t("chat.internal_error")
-            # Bad input or a failure changes nothing but still counts as processed.
+            # Bad input or a failure changes nothing but still counts as processed (and what
+            # the failed transaction loaded is not cached: it may have seen its own writes).
             session.rollback()
             if not self._mark_processed(session, event, now)[0]:
                 return None
@@ -384,11 +392,11 @@ class ChatCore:
 
     def _sender_and_plan(self, ctx: ChatContext) -> tuple[Contact | None, Plan | None]:
         event = ctx.event
-        loaded: list[tuple[Contact | None, Plan | None]] = []
+        found: list[tuple[Contact | None, Plan | None]] = []
 
         def fetch() -> tuple[Contact | None, Plan | None]:
             contact, plan = find_sender_and_plan(ctx.session, event.platform, event.sender_id)
-            loaded.append((contact, plan))
+            found.append((contact, plan))
             return (
                 detached_copy(contact) if contact else None,
                 detached_copy(plan) if plan else None,
@@ -396,10 +404,9 @@ class ChatCore:
 
         if ctx.cache is None:
             return find_sender_and_plan(ctx.session, event.platform, event.sender_id)
-        key = ("sender", event.platform, event.sender_id)
-        contact, plan = ctx.cache.get(key, ctx.cache_version, fetch)
-        if loaded:
-            return loaded[0]
+        contact, plan = ctx.cached(("sender", event.platform, event.sender_id), fetch)
+        if found:
+            return found[0]
         return attach(ctx.session, contact), attach(ctx.session, plan)
 
     def _dispatch(self, ctx: ChatContext) -> None:

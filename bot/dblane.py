@@ -73,6 +73,9 @@ class DatabaseLane:
         self._deferred_fn = deferred
         self._deferred: list[Any] = []
         self._deferred_lock = threading.Lock()
+        # One flush at a time, holding this while it writes: a worker about to run jobs
+        # flushes first, and so waits for a flush in progress on another worker too.
+        self._flush_lock = threading.Lock()
         self._closed = False
         self._threads = [
             threading.Thread(target=self._work, name=f"{name}-{n}", daemon=True)
@@ -95,7 +98,7 @@ class DatabaseLane:
         if self._deferred_fn is None:
             raise RuntimeError("this lane has no deferred writer")
         if self._closed:  # no worker left to write it: write it now
-            self._deferred_fn([item])
+            self._write([item])
             return
         with self._deferred_lock:
             first = not self._deferred
@@ -124,13 +127,13 @@ class DatabaseLane:
                     break
             stop = any(job is _STOP for job in jobs)
             # Deferred writes go first, in one transaction: an item deferred before a job was
-            # queued is written before that job runs. (Whatever is deferred meanwhile queued
-            # a marker that brings the next batch, and with it the next write.)
+            # queued is written before that job runs (by this worker, or by another whose
+            # flush this one waits for). Whatever is deferred meanwhile queued a marker that
+            # brings the next batch, and with it the next write.
             self._flush_deferred()
             self._run_batch([job for job in jobs if isinstance(job, _Job)])
             if stop:
                 self._flush_deferred()
-            if stop:
                 # other workers' stop markers taken by this one go back for them
                 for _ in range(sum(job is _STOP for job in jobs) - 1):
                     self._queue.put(_STOP)
@@ -155,11 +158,27 @@ class DatabaseLane:
     def _flush_deferred(self) -> None:
         if self._deferred_fn is None:
             return
-        with self._deferred_lock:
-            items, self._deferred = self._deferred, []
-        if not items:
-            return
+        with self._flush_lock:
+            with self._deferred_lock:
+                items, self._deferred = self._deferred, []
+            if items:
+                self._write(items)
+
+    def _write(self, items: list[Any]) -> None:
+        """Write deferred items together; when that fails, one by one (a bad one, e.g. a link
+        to an item deleted meanwhile, costs only itself)."""
+        assert self._deferred_fn is not None
         try:
             self._deferred_fn(items)
-        except Exception:
-            log.exception("writing %d deferred records failed", len(items))
+            return
+        except BaseException:
+            if len(items) == 1:
+                log.exception("writing a deferred record failed")
+                return
+        lost = 0
+        for item in items:
+            try:
+                self._deferred_fn([item])
+            except BaseException:
+                lost += 1
+        log.error("writing %d deferred records together failed; %d lost", len(items), lost)

@@ -190,8 +190,8 @@ async def play(
     out.write("\n" + "═" * 60 + "\n")
     out.write(render_digest(digest, "text", settings.locale) + "\n")
     out.write("═" * 60 + "\n")
+    core.close()  # its last deferred writes first, then the connections go
     engine.dispose()
-    core.close()
     database = Path(settings.database_url.removeprefix("sqlite:///"))
     return DemoResult(database=database, ledger=ledger, chart=chart)
 

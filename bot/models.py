@@ -305,8 +305,8 @@ class BindAttempt(SQLModel, table=True):
 
 
 class CacheVersion(SQLModel, table=True):
-    """One counter that database triggers bump on every change to contacts, plans, items and
-    assignments (by any process): what the chat core's reference cache checks per update."""
+    """One counter that database triggers bump on every change to contacts, plans, sections,
+    items and assignments (by any process): what the chat core's reference cache checks."""
 
     __tablename__ = "cache_version"
 
@@ -315,4 +315,4 @@ class CacheVersion(SQLModel, table=True):
 
 
 # The tables whose every change must bump cache_version (migration 0005 made the triggers).
-CACHED_TABLES = ("contact", "plan", "work_item", "assignment")
+CACHED_TABLES = ("contact", "plan", "section", "work_item", "assignment")

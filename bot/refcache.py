@@ -5,26 +5,29 @@ Every progress reply needs the same few rows: who the sender is, the current pla
 the reply names, whether the sender answers for it. They change rarely (an admin assigns, a
 plan is imported), yet loading them through the ORM cost more than all the writes of the
 reply. The cache keeps copies of them tagged with the value of `cache_version` they were read
-at; database triggers bump that counter on every change to contact, plan, work_item and
-assignment, made by any process (the bot, `duban assign` in another shell, an UPDATE typed at
-the psql prompt). An update reads the counter in its own transaction (one indexed read) and
-uses only entries read at that same value, so it never sees a row older than one it could
-have read itself.
+at; database triggers bump that counter on every change to contact, plan, section,
+work_item and assignment, made by any process (the bot, `duban assign` in another shell, an
+UPDATE typed at the psql prompt). An update reads the counter in its own transaction (with
+its dedupe insert) and uses only entries read at that same value, so it never sees a row
+older than one it could have read itself.
 
 Cached objects are never handed out: each transaction gets its own copy merged into its
 session without a query (`Session.merge(load=False)`), so a handler may change it and the
-change is flushed as usual.
+change is flushed as usual. What a transaction loads on a miss is cached only once it has
+committed.
 """
 
 from __future__ import annotations
 
+import copy
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, SQLModel, col, select
 
 from bot.models import CACHED_TABLES, CacheVersion
@@ -41,35 +44,52 @@ def _trigger_names(table: str) -> list[str]:
     return [f"cache_version_{table}_{op}" for op in ("insert", "update", "delete")]
 
 
-def create_triggers(connection: Connection) -> None:
-    """Triggers that bump cache_version on every change to the cached tables."""
+def create_triggers(connection: Connection, tables: tuple[str, ...] = CACHED_TABLES) -> None:
+    """Triggers that bump cache_version on every change to the cached tables.
+
+    PostgreSQL: deferred constraint triggers, so the counter's row is locked only while the
+    writing transaction commits (an immediate trigger would hold it from the first write to
+    the commit: a long import and a chat command touching the same rows in the other order
+    would deadlock on it), and bumped once per transaction. SQLite has one writer at a time:
+    plain row triggers.
+    """
     bump = "UPDATE cache_version SET version = version + 1 WHERE id = 1"
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(
-            "CREATE OR REPLACE FUNCTION bump_cache_version() RETURNS trigger AS $$ "
-            f"BEGIN {bump}; RETURN NULL; END $$ LANGUAGE plpgsql"
+            "CREATE OR REPLACE FUNCTION bump_cache_version() RETURNS trigger AS $$ BEGIN "
+            "IF current_setting('duban.cache_bumped', true) IS DISTINCT FROM 'on' THEN "
+            f"{bump}; PERFORM set_config('duban.cache_bumped', 'on', true); "
+            "END IF; RETURN NULL; END $$ LANGUAGE plpgsql"
         )
-        for table in CACHED_TABLES:
+        for table in tables:
             connection.exec_driver_sql(
-                f"CREATE TRIGGER cache_version_{table} AFTER INSERT OR UPDATE OR DELETE "
-                f"OR TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION bump_cache_version()"
+                f"CREATE CONSTRAINT TRIGGER cache_version_{table} "
+                f"AFTER INSERT OR UPDATE OR DELETE ON {table} "
+                "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION bump_cache_version()"
+            )
+            connection.exec_driver_sql(  # constraint triggers cannot watch TRUNCATE
+                f"CREATE TRIGGER cache_version_{table}_truncate AFTER TRUNCATE ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION bump_cache_version()"
             )
         return
-    for table in CACHED_TABLES:
+    for table in tables:
         for name, op in zip(_trigger_names(table), ("INSERT", "UPDATE", "DELETE"), strict=True):
             connection.exec_driver_sql(
                 f"CREATE TRIGGER IF NOT EXISTS {name} AFTER {op} ON {table} BEGIN {bump}; END"
             )
 
 
-def drop_triggers(connection: Connection) -> None:
+def drop_triggers(connection: Connection, tables: tuple[str, ...] = CACHED_TABLES) -> None:
     """Remove what create_triggers made."""
     if connection.dialect.name == "postgresql":
-        for table in CACHED_TABLES:
+        for table in tables:
             connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS cache_version_{table} ON {table}")
+            connection.exec_driver_sql(
+                f"DROP TRIGGER IF EXISTS cache_version_{table}_truncate ON {table}"
+            )
         connection.exec_driver_sql("DROP FUNCTION IF EXISTS bump_cache_version()")
         return
-    for table in CACHED_TABLES:
+    for table in tables:
         for name in _trigger_names(table):
             connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}")
 
@@ -80,45 +100,87 @@ def current_version(session: Session) -> int | None:
     return None if value is None else int(value)
 
 
+def _column_values(obj: SQLModel) -> dict[str, Any]:
+    """The row's column values; lists and dicts (JSON columns) copied, never shared."""
+    values = {}
+    for attr in sa.inspect(type(obj)).column_attrs:
+        value = getattr(obj, attr.key)
+        values[attr.key] = copy.deepcopy(value) if isinstance(value, list | dict) else value
+    return values
+
+
 def detached_copy(obj: M) -> M:
     """A copy of a loaded row that belongs to no session (what the cache keeps)."""
-    mapper = sa.inspect(type(obj))
-    copy = type(obj)(**{attr.key: getattr(obj, attr.key) for attr in mapper.column_attrs})
-    make_transient_to_detached(copy)
-    return copy
+    clone = type(obj)(**_column_values(obj))
+    make_transient_to_detached(clone)
+    return clone
+
+
+def attach(session: Session, cached: M | None) -> M | None:
+    """The session's own instance of a cached row, without a query.
+
+    When the session holds the row already, that instance (with whatever the transaction did
+    to it) is the answer; otherwise a copy is merged in as if loaded, its JSON lists and dicts
+    copied so that changing them never reaches the cached row.
+    """
+    if cached is None:
+        return None
+    held = session.identity_map.get(session.identity_key(instance=cached))
+    if held is not None:
+        return held
+    mine = session.merge(cached, load=False)
+    for attr in sa.inspect(type(cached)).column_attrs:
+        value = getattr(cached, attr.key)
+        if isinstance(value, list | dict):
+            set_committed_value(mine, attr.key, copy.deepcopy(value))
+    return mine
+
+
+MISSING: Any = object()
 
 
 class ReferenceCache:
-    """Values tagged with the cache_version they were read at (thread-safe)."""
+    """Values tagged with the cache_version they were read at (thread-safe).
+
+    A transaction looks values up at the version it read; what it loads on a miss is stored
+    only after it commits (`store`): a transaction that changed a cached table and rolled
+    back never leaves what it saw behind, and one that committed bumped the version past it.
+    """
 
     def __init__(self) -> None:
         self._entries: dict[Hashable, tuple[int, Any]] = {}
         self._lock = threading.Lock()
+        self._highest = -1
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: Hashable, version: int, load: Callable[[], Any]) -> Any:
-        """The value for key as of version: cached, or loaded (and cached) now."""
+    def seen(self, version: int) -> None:
+        """Note the version a transaction read; a counter that went down (a restored backup,
+        the row made anew) empties the cache, so no old entry can match again."""
+        with self._lock:
+            if version < self._highest:
+                self._entries.clear()
+            self._highest = max(self._highest, version)
+
+    def lookup(self, key: Hashable, version: int) -> Any:
+        """The value cached for key at exactly this version, else MISSING."""
         entry = self._entries.get(key)
         if entry is not None and entry[0] == version:
             self.hits += 1
             return entry[1]
         self.misses += 1
-        value = load()
+        return MISSING
+
+    def store(self, entries: dict[Hashable, tuple[int, Any]]) -> None:
+        """Keep values loaded by a transaction that committed."""
+        if not entries:
+            return
         with self._lock:
-            if len(self._entries) >= MAX_ENTRIES:
+            if len(self._entries) + len(entries) > MAX_ENTRIES:
                 self._entries.clear()
-            self._entries[key] = (version, value)
-        return value
+            self._entries.update(entries)
 
     def clear(self) -> None:
         """Forget everything (the next reads load afresh)."""
         with self._lock:
             self._entries.clear()
-
-
-def attach(session: Session, cached: M | None) -> M | None:
-    """The session's own instance of a cached row, without a query."""
-    if cached is None:
-        return None
-    return session.merge(cached, load=False)

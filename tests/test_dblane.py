@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -139,5 +140,46 @@ async def test_deferred_before_a_job_is_written_before_that_job_runs() -> None:
         gate.set()
         await reader
         assert seen == [[1, 7]]  # a reply to that message finds its link
+    finally:
+        lane.close()
+
+
+async def test_with_several_workers_a_job_waits_for_a_write_in_progress() -> None:
+    written: list[str] = []
+
+    def slow_writer(items: list[str]) -> None:
+        time.sleep(0.3)  # a slow commit, a lock wait
+        written.extend(items)
+
+    lane = DatabaseLane(workers=8, batch=1, deferred=slow_writer)
+    try:
+        await lane.run(lambda: None)
+        lane.defer("link of message 42")  # a reply was sent ...
+        await asyncio.sleep(0.01)  # ... another worker is writing its link now ...
+        seen = await lane.run(lambda: list(written))  # ... when the answer to it is handled
+        assert seen == ["link of message 42"]
+    finally:
+        lane.close()
+
+
+async def test_one_bad_deferred_item_costs_only_itself() -> None:
+    written: list[int] = []
+
+    def writer(items: list[int]) -> None:
+        if 13 in items:
+            raise ValueError("a link to an item deleted meanwhile")
+        written.extend(items)
+
+    lane = DatabaseLane(deferred=writer)
+    gate = threading.Event()
+    try:
+        blocker = asyncio.ensure_future(lane.run(gate.wait, 5))
+        await asyncio.sleep(0.05)
+        for n in (12, 13, 14):
+            lane.defer(n)
+        gate.set()
+        await blocker
+        await lane.run(lambda: None)
+        assert written == [12, 14]
     finally:
         lane.close()

@@ -3,8 +3,10 @@ tables (by any connection), and the core never answers from a row older than the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
 from itertools import count
 from typing import Any
 
@@ -14,10 +16,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bot import db
-from bot.chat import ChatCore
+from bot.chat import ChatContext, ChatCore
 from bot.events import IncomingMessage
-from bot.models import CACHED_TABLES, Assignment, AssignmentRole, Contact, Report
-from bot.refcache import ReferenceCache, attach, current_version, detached_copy
+from bot.i18n import Translator
+from bot.models import CACHED_TABLES, Assignment, AssignmentRole, Contact, Report, WorkItem
+from bot.refcache import MISSING, ReferenceCache, current_version
 from bot.services import plans
 from bot.settings import Settings
 from handlers.registry import build_router
@@ -157,27 +160,130 @@ def test_an_assignment_and_a_new_binding_elsewhere_are_seen_at_once(
     assert "已记录 第8项" in say(core, 555_000, "8 20%")
 
 
-def test_a_handler_may_change_its_copy_of_a_cached_row(engine: Engine) -> None:
+def context(session: Session, cache: ReferenceCache, db_url: str) -> ChatContext:
+    """A handler's context on this session, caching as the core does."""
+    event = IncomingMessage(platform="telegram", chat_id="1", sender_id="1", update_id="u")
+    ctx = ChatContext(
+        event=event,
+        contact=None,
+        session=session,
+        settings=Settings(_env_file=None, database_url=db_url),  # type: ignore[call-arg]
+        t=Translator("zh-CN"),
+        now=NOW,
+        router=build_router(),
+    )
+    version = current_version(session)
+    assert version is not None
+    cache.seen(version)
+    ctx.cache, ctx.cache_version = cache, version
+    return ctx
+
+
+def commit(ctx: ChatContext, cache: ReferenceCache) -> None:
+    ctx.session.commit()
+    cache.store(ctx.cache_loaded)
+
+
+def test_a_handler_may_change_its_copy_of_a_cached_row(engine: Engine, db_url: str) -> None:
     seed(engine)
     cache = ReferenceCache()
-    with Session(engine, expire_on_commit=False) as session:
-        zhang = session.exec(select(Contact).where(Contact.name == "张三")).one()
-        stamp = current_version(session)
-        assert stamp is not None
-        cache.get("zhang", stamp, lambda: detached_copy(zhang))
     with Session(engine) as session:
-        stamp = current_version(session)
-        assert stamp is not None
-        cached = cache.get("zhang", stamp, lambda: pytest.fail("should be cached"))
-        mine = attach(session, cached)
-        assert mine is not None and mine is not cached
-        mine.unit = "督查室"
-        session.commit()
-    assert cached.unit == "基础教育科"  # the cached copy itself is never changed
+        ctx = context(session, cache, db_url)
+        units = list(ctx.find_item("9").lead_units)
+        commit(ctx, cache)
     with Session(engine) as session:
-        assert session.exec(select(Contact.unit).where(Contact.name == "张三")).one() == "督查室"
-        stamp = current_version(session)
-    assert cache.get("zhang", stamp or 0, lambda: "reloaded") == "reloaded"  # the change showed
+        ctx = context(session, cache, db_url)
+        item = ctx.find_item("9")
+        assert cache.hits == 1
+        item.lead_units.append("督查室")  # changed in place: must not reach the cached copy
+        commit(ctx, cache)
+    with Session(engine) as session:
+        ctx = context(session, cache, db_url)
+        item = ctx.find_item("9")
+        assert cache.hits == 2 and item.lead_units == units
+        item.deadline = date(2030, 1, 1)
+        assert ctx.find_item("9") is item  # looked up again: the same, changed instance
+        commit(ctx, cache)
+    with Session(engine) as session:
+        row = session.exec(select(WorkItem).where(WorkItem.number == 9)).one()
+        assert row.deadline == date(2030, 1, 1)
+        ctx = context(session, cache, db_url)
+        misses = cache.misses
+        assert ctx.find_item("9").deadline == date(2030, 1, 1)  # the change bumped the version
+        assert cache.misses == misses + 1
+
+
+def test_what_a_failed_transaction_loaded_is_not_cached(engine: Engine, db_url: str) -> None:
+    seed(engine)
+    cache = ReferenceCache()
+    with Session(engine) as session:
+        ctx = context(session, cache, db_url)
+        li = session.exec(select(Contact).where(Contact.name == "李四")).one()
+        item = ctx.find_item("9")
+        session.add(Assignment(item_id=item.id or 0, contact_id=li.id or 0))
+        ctx.contact = li
+        assert ctx.is_assigned(item)  # its own, uncommitted assignment
+        session.rollback()  # the handler failed: nothing is stored
+    with Session(engine) as session:
+        ctx = context(session, cache, db_url)
+        ctx.contact = session.exec(select(Contact).where(Contact.name == "李四")).one()
+        assert not ctx.is_assigned(ctx.find_item("9"))
+
+
+def test_a_counter_that_went_down_empties_the_cache() -> None:
+    cache = ReferenceCache()
+    cache.seen(7)
+    cache.store({"k": (7, "old")})
+    assert cache.lookup("k", 7) == "old"
+    cache.seen(3)  # a restored backup, or the row made anew
+    cache.seen(7)  # ... climbing back to where the old entry was read
+    assert cache.lookup("k", 7) is MISSING
+
+
+def test_postgresql_writers_do_not_deadlock_on_the_counter(pg_database_factory: Any) -> None:
+    # An import touching the plan and then item 9, and a chat command changing item 9 in
+    # between: with an immediate trigger the counter's row would close a lock cycle.
+    url = pg_database_factory()
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    seed(engine)
+    before = version(engine)
+    errors: list[BaseException] = []
+    with engine.connect() as importer, engine.connect() as chat:
+        importing = importer.begin()
+        importer.exec_driver_sql("SET LOCAL lock_timeout = '5s'")  # a failure, never a hang
+        importer.exec_driver_sql("UPDATE plan SET updated_at = updated_at")
+        importer.exec_driver_sql("UPDATE plan SET title = title")  # twice: one bump per commit
+        chatting = chat.begin()
+        chat.exec_driver_sql("SET LOCAL lock_timeout = '5s'")
+
+        def run(work: Callable[[], None]) -> threading.Thread:
+            def guarded() -> None:
+                try:
+                    work()
+                except BaseException as exc:
+                    errors.append(exc)
+
+            thread = threading.Thread(target=guarded)
+            thread.start()
+            return thread
+
+        def command() -> None:
+            chat.exec_driver_sql("UPDATE work_item SET deadline = '2023-12-31' WHERE number = 9")
+
+        def reach_item_9() -> None:
+            importer.exec_driver_sql("UPDATE work_item SET title = title WHERE number = 9")
+            importing.commit()
+
+        run(command).join(timeout=10)
+        waiting = run(reach_item_9)
+        time.sleep(0.3)  # the import now waits for the chat's row lock on item 9
+        if not errors:
+            chatting.commit()
+        waiting.join(timeout=10)
+    assert errors == []
+    assert version(engine) == before + 2  # each transaction bumped it once
+    engine.dispose()
 
 
 def test_without_the_counter_row_nothing_is_cached(core: ChatCore, engine: Engine) -> None:

@@ -8,10 +8,17 @@ from typing import Any
 
 import httpx
 import pytest
-from telegram.ext import ExtBot
+from telegram.error import InvalidToken
+from telegram.ext import ApplicationBuilder, ExtBot
 
 from bot.channels.aiohttp_request import AiohttpRequest
-from bot.channels.telegram import SECRET_HEADER, file_url_for, rate_limiter
+from bot.channels.telegram import (
+    SECRET_HEADER,
+    TelegramMessenger,
+    file_url_for,
+    rate_limiter,
+)
+from bot.events import Button
 from bot.settings import Settings
 from tests.fakes import FakeTelegram
 from tests.harness import ZHANG, Dialog, running_bot
@@ -134,3 +141,16 @@ async def test_sending_at_the_servers_own_rate_meets_no_429(server: FakeTelegram
         server.rate_limit(None)
     assert server.stats["sendMessage"] == 150
     assert server.stats["429"] == 0
+
+
+async def test_a_rejected_token_is_named_as_such(server: FakeTelegram) -> None:
+    server.reset()
+    app = ApplicationBuilder().token(server.token).base_url(f"{server.url}/bot").build()
+    async with app:
+        messenger = TelegramMessenger(app)
+        server.fail_next("sendMessage", error_code=401)
+        with pytest.raises(InvalidToken, match="rejected the bot token"):
+            await messenger.send_text(str(ZHANG), "测试")
+        sent = await messenger.send_text(str(ZHANG), "第二条", buttons=((Button("好", "ok"),),))
+    (message,) = server.messages_to(ZHANG)
+    assert (message.plain_text, sent.message_id) == ("第二条", str(message.message_id))

@@ -33,7 +33,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ParseMode
-from telegram.error import TelegramError
+from telegram.error import EndPointNotFound, InvalidToken, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -208,7 +208,10 @@ class TelegramMessenger:
                 params["parse_mode"] = ParseMode.HTML
             # sendMessage through PTB (rate limiter, retries, errors as TelegramError) but
             # without building a Message from the answer: only its ids are needed here.
-            sent = await self._application.bot.do_api_request(SEND_MESSAGE, api_kwargs=params)
+            try:
+                sent = await self._application.bot.do_api_request(SEND_MESSAGE, api_kwargs=params)
+            except EndPointNotFound as exc:  # do_api_request's name for a token now rejected
+                raise InvalidToken("the Bot API rejected the bot token (sendMessage)") from exc
         return SentMessage(PLATFORM, str(sent["chat"]["id"]), str(sent["message_id"]))
 
     async def send_file(

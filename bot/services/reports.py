@@ -100,6 +100,8 @@ def record_report(
     if status is None and percent is not None:
         status = ReportStatus.done if percent == 100 else ReportStatus.in_progress
     assert item.id is not None and contact.id is not None
+    if session.autoflush:
+        session.flush()  # Core statements below: pending changes go first, as the ORM would
     earlier = (
         session.connection()
         .execute(_LATEST_BY_KEY, {"item_id": item.id, "contact_id": contact.id})
@@ -123,9 +125,10 @@ def record_report(
     inserted = connection.execute(_INSERT_REPORT, row).inserted_primary_key
     assert inserted is not None
     report_id = inserted[0]
+    # What was recorded, as a detached row (not in the session: a rollback cannot leave an
+    # instance behind for a row that no longer exists). Load it to change it.
     report = Report(id=report_id, **row)
     make_transient_to_detached(report)
-    session.add(report)  # persistent now, as if loaded: later changes are flushed as usual
     if corrects and earlier is not None:
         # kept, marked: a correction never deletes
         connection.execute(_SUPERSEDE, {"earlier_id": earlier.id, "report_id": report_id})
@@ -189,6 +192,8 @@ def open_items(session: Session, plan: Plan, contact: Contact) -> list[WorkItem]
 def is_assigned(session: Session, item: WorkItem, contact: Contact) -> bool:
     """Whether the contact answers for the item."""
     params = {"item_id": item.id, "contact_id": contact.id}
+    if session.autoflush:
+        session.flush()  # a Core read: pending changes go first, as the ORM would do
     return session.connection().execute(_IS_ASSIGNED, params).first() is not None
 
 

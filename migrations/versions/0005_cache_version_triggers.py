@@ -10,8 +10,9 @@ person at the psql prompt), bumps cache_version through these triggers, and the 
 the counter on each update.
 
 NOTE for later migrations: SQLite's batch mode rebuilds a table it alters, and the rebuilt
-table has no triggers. A migration that batch-alters contact, plan, work_item or assignment
-must call bot.refcache.create_triggers() again (tests/test_refcache.py checks the head).
+table has no triggers. A migration that batch-alters contact, plan, section, work_item or
+assignment must call bot.refcache.create_triggers() again (tests/test_refcache.py checks the
+head).
 """
 
 from collections.abc import Sequence
@@ -26,6 +27,8 @@ down_revision: str | None = '0004'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+TABLES = ('contact', 'plan', 'section', 'work_item', 'assignment')
+
 
 def upgrade() -> None:
     table = op.create_table(
@@ -35,9 +38,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('id'),
     )
     op.bulk_insert(table, [{'id': 1, 'version': 0}])
-    create_triggers(op.get_bind())
+    create_triggers(op.get_bind(), TABLES)
 
 
 def downgrade() -> None:
-    drop_triggers(op.get_bind())
+    drop_triggers(op.get_bind(), TABLES)
     op.drop_table('cache_version')
