@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 from sqlmodel import Session
@@ -49,6 +50,22 @@ def seed(url: str, officials: int) -> None:
             session.add(Assignment(item_id=item.id or 0, contact_id=contact.id or 0))
         session.commit()
     engine.dispose()
+
+
+def telegram_env(server: Any, url: str) -> dict[str, str]:
+    """`duban run`'s settings against a fake Bot API: no rate limit of its own, short polls."""
+    return {
+        "DATABASE_URL": url,
+        "TELEGRAM_BOT_TOKEN": server.token,
+        "TELEGRAM_API_BASE_URL": f"{server.url}/bot",
+        "TELEGRAM_MAX_RATE": "100000",
+        "TELEGRAM_POLL_TIMEOUT": "1",
+    }
+
+
+def progress_text(n: int, official: int, officials: int) -> str:
+    """The n-th progress reply of a load (each official's percent climbs through the load)."""
+    return f"{item_of(official)} {min(100, 5 + n // officials * 4)}% 本周推进顺利"
 
 
 def item_of(official: int) -> int:

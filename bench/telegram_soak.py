@@ -17,10 +17,11 @@ from pathlib import Path
 from bench.common import (
     FIRST_TELEGRAM_ID,
     free_port,
-    item_of,
     proc_status_mb,
+    progress_text,
     seed,
     start_duban,
+    telegram_env,
 )
 from tests.fakes import FakeTelegram
 
@@ -37,14 +38,7 @@ def main() -> None:
     with FakeTelegram() as server, tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'soak.db'}"
         seed(url, args.officials)
-        env = {
-            "DATABASE_URL": url,
-            "TELEGRAM_BOT_TOKEN": server.token,
-            "TELEGRAM_API_BASE_URL": f"{server.url}/bot",
-            "TELEGRAM_MAX_RATE": "100000",
-            "TELEGRAM_POLL_TIMEOUT": "1",
-        }
-        proc = start_duban(env, Path(tmp), free_port())
+        proc = start_duban(telegram_env(server, url), Path(tmp), free_port())
         try:
             server.wait_until(lambda s: s.stats["getUpdates"] > 1, timeout=30)
             first = proc_status_mb(proc.pid, "VmRSS")
@@ -54,8 +48,7 @@ def main() -> None:
                 start = time.perf_counter()
                 for n in range(ROUND):
                     official = n % args.officials
-                    percent = min(100, 5 + n // args.officials * 4)
-                    text = f"{item_of(official)} {percent}% 本周推进"
+                    text = progress_text(n, official, args.officials)
                     server.user_says(FIRST_TELEGRAM_ID + official, text)
                 done += ROUND
                 server.wait_until(

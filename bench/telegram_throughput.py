@@ -25,10 +25,11 @@ from bench.common import (
     count_rows,
     cpu_seconds,
     free_port,
-    item_of,
     proc_status_mb,
+    progress_text,
     seed,
     start_duban,
+    telegram_env,
 )
 from tests.fakes import FakeTelegram
 
@@ -78,20 +79,13 @@ def run_duban(
     """Duban's time for the load and its peak RSS."""
     url = f"sqlite:///{workdir / 'bench.db'}"
     seed(url, officials)
-    env = {
-        "DATABASE_URL": url,
-        "TELEGRAM_BOT_TOKEN": server.token,
-        "TELEGRAM_API_BASE_URL": f"{server.url}/bot",
-        "TELEGRAM_MAX_RATE": "100000",
-        "TELEGRAM_POLL_TIMEOUT": "1",
-    }
-    proc = start_duban(env, workdir, free_port())
+    proc = start_duban(telegram_env(server, url), workdir, free_port())
     try:
         polls = server.stats["getUpdates"]
         server.wait_until(lambda s: s.stats["getUpdates"] > polls + 1, timeout=30)
 
         def text(n: int, official: int) -> str:
-            return f"{item_of(official)} {min(100, 5 + n // officials * 4)}% 本周推进顺利"
+            return progress_text(n, official, officials)
 
         idle = proc_status_mb(proc.pid, "VmRSS")
         elapsed = drive(server, messages, officials, text, proc.pid)
