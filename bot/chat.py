@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import bindparam
@@ -44,8 +44,6 @@ from bot.services.reports import is_assigned
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
-
-M = TypeVar("M", Contact, Plan, WorkItem)
 
 MAX_TEXT = 4000
 
@@ -170,26 +168,27 @@ class ChatContext:
             self.cache_loaded[key] = (self.cache_version, value)
         return value
 
-    def cached_row(self, key: Hashable, load: Callable[[], M | None]) -> M | None:
-        """A reference row through the cache: the session's own instance either way."""
+    def cached_rows(self, key: Hashable, load: Callable[[], tuple[Any, ...]]) -> tuple[Any, ...]:
+        """Reference rows through the cache (None where there is no row): on a miss those
+        this session loaded, on a hit the session's own copies of the cached ones."""
         if self.cache is None:
             return load()
-        found: list[M | None] = []
+        found: list[tuple[Any, ...]] = []
 
-        def fetch() -> M | None:
-            row = load()
-            found.append(row)
-            return detached_copy(row) if row is not None else None
+        def fetch() -> tuple[Any, ...]:
+            rows = load()
+            found.append(rows)
+            return tuple(detached_copy(row) if row is not None else None for row in rows)
 
-        copy = self.cached(key, fetch)
-        return found[0] if found else attach(self.session, copy)
+        copies = self.cached(key, fetch)
+        return found[0] if found else tuple(attach(self.session, row) for row in copies)
 
     def find_item(self, ref: str) -> WorkItem:
         """The live item of the current plan a person means (a UserError when none)."""
         plan = self.plan
         key = ("item", plan.id, ref.strip())
-        item = self.cached_row(key, lambda: find_item(self.session, plan, ref))
-        assert item is not None
+        (item,) = self.cached_rows(key, lambda: (find_item(self.session, plan, ref),))
+        assert isinstance(item, WorkItem)
         return item
 
     def is_assigned(self, item: WorkItem) -> bool:
@@ -390,24 +389,14 @@ class ChatCore:
             session.commit()
             return [Outgoing(chat_id=event.chat_id, text=message)], False
 
-    def _sender_and_plan(self, ctx: ChatContext) -> tuple[Contact | None, Plan | None]:
+    @staticmethod
+    def _sender_and_plan(ctx: ChatContext) -> tuple[Contact | None, Plan | None]:
         event = ctx.event
-        found: list[tuple[Contact | None, Plan | None]] = []
-
-        def fetch() -> tuple[Contact | None, Plan | None]:
-            contact, plan = find_sender_and_plan(ctx.session, event.platform, event.sender_id)
-            found.append((contact, plan))
-            return (
-                detached_copy(contact) if contact else None,
-                detached_copy(plan) if plan else None,
-            )
-
-        if ctx.cache is None:
-            return find_sender_and_plan(ctx.session, event.platform, event.sender_id)
-        contact, plan = ctx.cached(("sender", event.platform, event.sender_id), fetch)
-        if found:
-            return found[0]
-        return attach(ctx.session, contact), attach(ctx.session, plan)
+        contact, plan = ctx.cached_rows(
+            ("sender", event.platform, event.sender_id),
+            lambda: find_sender_and_plan(ctx.session, event.platform, event.sender_id),
+        )
+        return contact, plan
 
     def _dispatch(self, ctx: ChatContext) -> None:
         event = ctx.event

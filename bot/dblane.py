@@ -33,8 +33,8 @@ class _Job:
         self,
         fn: Callable[..., Any],
         args: tuple[Any, ...],
-        loop: asyncio.AbstractEventLoop | None,
-        future: asyncio.Future[Any] | None,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[Any],
     ) -> None:
         self.fn = fn
         self.args = args
@@ -56,8 +56,8 @@ def _settle(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
 class DatabaseLane:
     """Worker threads that run blocking database calls for the event loop, in batches.
 
-    `deferred` is called on a worker with the list of everything passed to `defer` since its
-    last call (after the batch they came with), so such writes share one transaction.
+    `deferred` is called on a worker, before its next batch, with the list of everything
+    passed to `defer` since its last call, so such writes share one transaction.
     """
 
     def __init__(
@@ -94,7 +94,7 @@ class DatabaseLane:
         return await future
 
     def defer(self, item: Any) -> None:
-        """Hand an item to the `deferred` writer; it runs after the current or next batch."""
+        """Hand an item to the `deferred` writer; it is written before the next batch runs."""
         if self._deferred_fn is None:
             raise RuntimeError("this lane has no deferred writer")
         if self._closed:  # no worker left to write it: write it now
@@ -147,8 +147,7 @@ class DatabaseLane:
                 value, ok = job.fn(*job.args), True
             except BaseException as exc:  # handed to the awaiting coroutine
                 value, ok = exc, False
-            if job.loop is not None and job.future is not None:
-                outcomes.setdefault(job.loop, []).append((job.future, ok, value))
+            outcomes.setdefault(job.loop, []).append((job.future, ok, value))
         for loop, settled in outcomes.items():
             try:
                 loop.call_soon_threadsafe(_settle, settled)

@@ -20,6 +20,7 @@ committed.
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 from collections.abc import Hashable
 from typing import Any, TypeVar
@@ -100,12 +101,21 @@ def current_version(session: Session) -> int | None:
     return None if value is None else int(value)
 
 
+@functools.cache
+def _json_columns(cls: type[SQLModel]) -> tuple[str, ...]:
+    """The columns of a model that hold lists or dicts (copied, never shared)."""
+    return tuple(
+        attr.key
+        for attr in sa.inspect(cls).column_attrs
+        if isinstance(attr.columns[0].type, sa.JSON)
+    )
+
+
 def _column_values(obj: SQLModel) -> dict[str, Any]:
-    """The row's column values; lists and dicts (JSON columns) copied, never shared."""
-    values = {}
-    for attr in sa.inspect(type(obj)).column_attrs:
-        value = getattr(obj, attr.key)
-        values[attr.key] = copy.deepcopy(value) if isinstance(value, list | dict) else value
+    """The row's column values, JSON ones copied."""
+    values = {attr.key: getattr(obj, attr.key) for attr in sa.inspect(type(obj)).column_attrs}
+    for key in _json_columns(type(obj)):
+        values[key] = copy.deepcopy(values[key])
     return values
 
 
@@ -129,10 +139,8 @@ def attach(session: Session, cached: M | None) -> M | None:
     if held is not None:
         return held
     mine = session.merge(cached, load=False)
-    for attr in sa.inspect(type(cached)).column_attrs:
-        value = getattr(cached, attr.key)
-        if isinstance(value, list | dict):
-            set_committed_value(mine, attr.key, copy.deepcopy(value))
+    for key in _json_columns(type(cached)):
+        set_committed_value(mine, key, copy.deepcopy(getattr(cached, key)))
     return mine
 
 

@@ -253,16 +253,14 @@ def plan_day(
                 continue
             for assignment_id, contact_id in item.owners:
                 out.append(
-                    Planned(
-                        key=f"deadline:{assignment_id}:{deadline}:{days_before}",
-                        kind="deadline",
-                        contact_id=contact_id,
-                        due_at=at(day, sched.ask_time),
-                        expires_at=datetime.combine(deadline, time.max, tzinfo=cal.tz),
-                        message="remind.deadline",
-                        params=_item_params(item, days=days_before),
-                        item_id=item.id,
-                        item_number=item.number,
+                    _about(
+                        item,
+                        "deadline",
+                        f"{assignment_id}:{deadline}:{days_before}",
+                        contact_id,
+                        at(day, sched.ask_time),
+                        datetime.combine(deadline, time.max, tzinfo=cal.tz),
+                        _item_params(item, days=days_before),
                     )
                 )
         if day <= deadline:
@@ -281,16 +279,14 @@ def plan_day(
         late = cal.working_days_between(deadline, day)
         for assignment_id, contact_id in item.owners:
             out.append(
-                Planned(
-                    key=f"overdue:{assignment_id}:{deadline}:{nag}",
-                    kind="overdue",
-                    contact_id=contact_id,
-                    due_at=due,
-                    expires_at=until,
-                    message="remind.overdue",
-                    params=_item_params(item, days=late),
-                    item_id=item.id,
-                    item_number=item.number,
+                _about(
+                    item,
+                    "overdue",
+                    f"{assignment_id}:{deadline}:{nag}",
+                    contact_id,
+                    due,
+                    until,
+                    _item_params(item, days=late),
                 )
             )
         if nag >= sched.escalate_from:
@@ -298,16 +294,14 @@ def plan_day(
             owners = "、".join(state.people[c].name for _, c in item.owners) or "-"
             for leader_id in [leader] if leader else state.leaders:
                 out.append(
-                    Planned(
-                        key=f"escalation:{item.id}:{deadline}:{nag}:{leader_id}",
-                        kind="escalation",
-                        contact_id=leader_id,
-                        due_at=due,
-                        expires_at=until,
-                        message="remind.escalation",
-                        params={**_item_params(item, days=late), "owners": owners, "nag": nag},
-                        item_id=item.id,
-                        item_number=item.number,
+                    _about(
+                        item,
+                        "escalation",
+                        f"{item.id}:{deadline}:{nag}:{leader_id}",
+                        leader_id,
+                        due,
+                        until,
+                        {**_item_params(item, days=late), "owners": owners, "nag": nag},
                     )
                 )
 
@@ -327,6 +321,29 @@ def plan_day(
                 )
             )
     return out
+
+
+def _about(
+    item: OpenItem,
+    kind: str,
+    key: str,
+    contact_id: int,
+    due_at: datetime,
+    expires_at: datetime,
+    params: dict[str, Any],
+) -> Planned:
+    """A reminder about one item: `remind.<kind>`, its dedupe key `<kind>:<key>`."""
+    return Planned(
+        key=f"{kind}:{key}",
+        kind=kind,
+        contact_id=contact_id,
+        due_at=due_at,
+        expires_at=expires_at,
+        message=f"remind.{kind}",
+        params=params,
+        item_id=item.id,
+        item_number=item.number,
+    )
 
 
 def _item_lines(items: list[OpenItem]) -> str:

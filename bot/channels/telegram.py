@@ -278,7 +278,7 @@ class TelegramChannel:
         """The HTTP client for the Bot API: aiohttp by default, PTB's httpx on request."""
         proxy = self.settings.telegram_proxy_url or None
         # Replies (one per concurrent update) and the outbox's sends share the pool.
-        pool = self.settings.telegram_concurrent_updates + 16
+        pool = self.settings.telegram_concurrent_updates + self.settings.outbox_concurrency
         if self.settings.telegram_http_client == "httpx":
             builder = builder.connection_pool_size(pool)
             return builder.proxy(proxy).get_updates_proxy(proxy) if proxy else builder

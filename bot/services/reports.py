@@ -42,17 +42,7 @@ _LATEST = (
 )
 _LATEST_BY = _LATEST.where(Report.contact_id == bindparam("contact_id"))
 # The correction check needs only the id and time of the contact's standing report.
-_LATEST_BY_KEY = (
-    sa.select(col(Report.id), col(Report.created_at))
-    .where(
-        col(Report.item_id) == bindparam("item_id"),
-        col(Report.contact_id) == bindparam("contact_id"),
-        col(Report.withdrawn_at).is_(None),
-        col(Report.superseded_by_id).is_(None),
-    )
-    .order_by(col(Report.created_at).desc(), col(Report.id).desc())
-    .limit(1)
-)
+_LATEST_BY_KEY = _LATEST_BY.with_only_columns(col(Report.id), col(Report.created_at))
 _INSERT_REPORT = sa.insert(Report)
 _INSERT_VALUE = sa.insert(TargetValue)
 _SUPERSEDE = (
