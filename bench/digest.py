@@ -2,8 +2,9 @@
 
 Seeds a plan of N items (10 sections, one official per item, a few leaders, a quantitative
 target on one item in five, some additive) and R progress reports spread over the plan year
-(2023-03-15 .. 2023-11-30, percent rising over time, ~30% of the reports on target items with
-a target value) into a fresh SQLite file, and with --postgres also into a throwaway PostgreSQL
+(2023-03-15 .. 2023-11-30, percent rising over time, ~15% of the reports stating no percent,
+as a report saying only 滞后 and why is stored, ~30% of the reports on target items with a
+target value) into a fresh SQLite file, and with --postgres also into a throwaway PostgreSQL
 database. Then it measures `build_digest` + `render_digest` for the week of 2023-11-27, as of
 2023-11-29 10:00 Beijing time:
 
@@ -11,7 +12,10 @@ database. Then it measures `build_digest` + `render_digest` for the week of 2023
 - their wall time, best of 3 after a warm-up (target for 1,000 items and 100,000 reports on
   SQLite: build + render < 1 s), and the render alone.
 
-    uv run python bench/digest.py [--postgres] [--sizes 100:10000,1000:100000]
+    uv run python bench/digest.py [--postgres] [--sizes 100:10000,1000:100000] [--quick]
+
+--quick measures two small plans (20:500,200:5000): enough to see that the statement count
+does not grow, in seconds.
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ CHUNK = 5_000
 RUNS = 3
 TARGET_SECONDS = 1.0
 TARGET_ITEMS = 1_000
+NO_PERCENT = 0.15  # the share of reports that state no percent (stored as NULL)
+QUICK_SIZES = "20:500,200:5000"
 PG_ADMIN_URL = os.environ.get(
     "DUBAN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -266,13 +272,16 @@ def _report_rows(
     rows, values = [], []
     for report_id, (at, p) in enumerate(drawn, start=1):
         window = (_at(p.deadline) - start).total_seconds()
-        percent = min(100, round(100 * p.pace * (at - start).total_seconds() / window))
-        if percent >= 100:
+        percent: int | None = min(100, round(100 * p.pace * (at - start).total_seconds() / window))
+        if percent == 100:
             status: ReportStatus | None = ReportStatus.done
         elif p.pace < 0.75 and rng.random() < 0.2:
             status = ReportStatus.delayed
         else:
             status = ReportStatus.in_progress if rng.random() < 0.7 else None
+        if status != ReportStatus.done and rng.random() < NO_PERCENT:
+            percent = None  # 滞后 and why, or a note alone: the figure stays the last known one
+            status = status if status == ReportStatus.delayed else None
         rows.append(
             {
                 "id": report_id,
@@ -293,7 +302,8 @@ def _report_rows(
             if comparator == "<=":
                 value = float(rng.randint(0, 4))
             else:
-                value = float(round(goal * percent / 100 * rng.uniform(0.9, 1.05)))
+                share = (percent if percent is not None else 50) / 100
+                value = float(round(goal * share * rng.uniform(0.9, 1.05)))
             values.append({"report_id": report_id, "target_id": target_id, "value": value})
     return rows, values
 
@@ -505,7 +515,10 @@ def main() -> None:
         default=parse_sizes("100:10000,1000:100000"),
         help="ITEMS:REPORTS,... (default 100:10000,1000:100000)",
     )
+    parser.add_argument("--quick", action="store_true", help=f"small plans only ({QUICK_SIZES})")
     args = parser.parse_args()
+    if args.quick:
+        args.sizes = parse_sizes(QUICK_SIZES)
     print(
         f"weekly digest {NOW.date().isocalendar()[0]}-W{NOW.isocalendar()[1]:02d} "
         f"as of {NOW.isoformat()}, locale {LOCALE}; times best of {RUNS} after a warm-up"

@@ -95,7 +95,7 @@ def run_duban(
     finally:
         proc.terminate()
         proc.wait(timeout=15)
-        processed = count_rows(url, "processed_update")
+        processed = count_rows(url, "inbox")
         reports = count_rows(url, "report")
         print(f"  updates processed {processed}, reports stored {reports} (of {messages})")
 

@@ -16,6 +16,7 @@ from bot import db
 from bot.chat import ChatCore
 from bot.clock import Clock, system_clock
 from bot.i18n import UserError
+from bot.redaction import Redactor, install_redaction
 from bot.settings import Settings
 from bot.web import EmbeddedServer, build_web_app
 from handlers.registry import build_router
@@ -73,6 +74,9 @@ class DubanApp:
     ) -> None:
         self.settings = settings
         self.clock = clock
+        # First of all: the channels' libraries log their URLs (with the token) as they are built.
+        self.redactor = Redactor.from_settings(settings)
+        install_redaction(self.redactor)
         self.engine = engine or db.make_engine(settings.database_url)
         self.router = build_router()
         self.core = ChatCore(self.engine, settings, self.router, clock=clock)
@@ -108,6 +112,8 @@ class DubanApp:
             batch=settings.outbox_batch,
             concurrency=settings.outbox_concurrency,
             lease=timedelta(seconds=settings.outbox_lease_seconds),
+            busy=self.core.sending,
+            redact=self.redactor,
         )
         self.planner = Planner(self.engine, settings, clock=clock)
         self.scheduler = Scheduler(

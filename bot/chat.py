@@ -8,17 +8,16 @@ people go through the outbox in the same transaction, so they are never lost.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Hashable, Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy import bindparam
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from bot import inbox, outbox
 from bot.clock import Clock, system_clock
 from bot.dblane import DatabaseLane
 from bot.events import (
@@ -31,8 +30,10 @@ from bot.events import (
     deliver,
 )
 from bot.i18n import Translator, UserError
-from bot.models import Contact, Plan, ProcessedUpdate, Role, WorkItem
-from bot.refcache import CACHE_VERSION, MISSING, ReferenceCache, attach, detached_copy
+from bot.inbox import Received, mark_handled
+from bot.models import Contact, InboxEntry, Plan, Role, WorkItem
+from bot.progress_parser import MAX_REPORT_LENGTH
+from bot.refcache import MISSING, ReferenceCache, attach, detached_copy
 from bot.router import Router
 from bot.services import audit
 from bot.services.items import ItemView, item_views
@@ -45,7 +46,7 @@ from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
-MAX_TEXT = 4000
+MAX_TEXT = MAX_REPORT_LENGTH  # the longest message handled (one home: the parser)
 
 
 _SENDER_WHERE = {
@@ -67,17 +68,6 @@ _SENDER_AND_PLAN = {
     .where(_ACTIVE, where)
     for platform, where in _SENDER_WHERE.items()
 }
-# The dedupe row, and in the same statement the reference cache's counter as this
-# transaction sees it (NULL when the counter's row is gone).
-_INSERT_PROCESSED = (
-    sa.insert(ProcessedUpdate)
-    .values(
-        platform=bindparam("platform"),
-        update_key=bindparam("update_key"),
-        processed_at=bindparam("processed_at"),
-    )
-    .returning(CACHE_VERSION.label("cache_version"))
-)
 
 
 def _sender_param(platform: str, sender_id: str) -> str | int | None:
@@ -191,9 +181,9 @@ class ChatContext:
         assert isinstance(item, WorkItem)
         return item
 
-    def is_assigned(self, item: WorkItem) -> bool:
-        """Whether the sender answers for the item."""
-        contact = self.contact
+    def is_assigned(self, item: WorkItem, contact: Contact | None = None) -> bool:
+        """Whether the contact (default: the sender) answers for the item."""
+        contact = contact or self.contact
         assert contact is not None
         key = ("assigned", item.id, contact.id)
         return bool(self.cached(key, lambda: is_assigned(self.session, item, contact)))
@@ -245,17 +235,25 @@ class ChatContext:
         audit.record(self.session, actor=self.actor, action=action, **detail)
 
 
-PendingLink = tuple[SentMessage, Outgoing, datetime]
+Delivered = tuple[SentMessage, Outgoing, datetime]
 
 
-def write_links(engine: Engine, links: list[PendingLink]) -> None:
-    """Remember which items sent replies were about (one transaction for all of them)."""
+def write_delivered(engine: Engine, delivered: list[Delivered]) -> None:
+    """Record sent replies in one transaction: their outbox rows as sent, and which items
+    they were about (so that a reply to one ties back to its item)."""
     rows = [
         link_row(sent, item_id=out.link_item_id, contact_id=out.link_contact_id, now=at)
-        for sent, out, at in links
+        for sent, out, at in delivered
+        if out.link_item_id is not None
+    ]
+    sent_rows = [
+        (out.outbox_id, sent.message_id, at)
+        for sent, out, at in delivered
+        if out.outbox_id is not None
     ]
     with Session(engine) as session:
         insert_links(session, rows)
+        outbox.mark_sent(session.connection(), sent_rows)
         session.commit()
 
 
@@ -285,12 +283,24 @@ class ChatCore:
         self._db = DatabaseLane(
             workers=1 if sqlite else 8,
             batch=64 if sqlite else 1,  # several workers: a slow job holds up no other
-            deferred=lambda links: write_links(engine, links),
+            deferred=lambda delivered: write_delivered(engine, delivered),
         )
         self.messengers: dict[str, Messenger] = {}
+        # Outbox ids of replies this process is sending now (the dispatcher leaves them be).
+        self.sending: set[int] = set()
+        self.lease = timedelta(seconds=settings.outbox_lease_seconds)
         self.after_commit: list[Notify] = []  # e.g. the outbox dispatcher's kick
         # Called with each event once it is fully handled (tests and benchmarks wait on it).
         self.observers: list[Callable[[IncomingMessage], None]] = []
+
+    async def store(self, platform: str, received: Sequence[Received]) -> list[bool]:
+        """Store incoming updates in the inbox before they are acknowledged (one transaction);
+        for each, whether it is new. Runs on the database lane, beside the handling."""
+        return await self._db.run(inbox.store, self.engine, platform, received, self.clock())
+
+    def pending(self, platform: str) -> list[InboxEntry]:
+        """The platform's stored updates not handled yet, oldest first."""
+        return inbox.pending(self.engine, platform)
 
     def add_messenger(self, messenger: Messenger) -> None:
         """Make a channel available for replies and notices."""
@@ -312,17 +322,21 @@ class ChatCore:
         messenger = self.messengers.get(event.platform)
         for out in outgoing:
             if messenger is None:
-                log.warning("no messenger for %s; reply dropped", event.platform)
+                log.warning("no messenger for %s; the reply waits in the outbox", event.platform)
                 break
+            if out.outbox_id is not None:
+                self.sending.add(out.outbox_id)
             try:
                 sent = await deliver(messenger, out)
-            except Exception:
-                log.exception("sending a reply on %s failed", event.platform)
+            except Exception as exc:  # kept in the outbox: the dispatcher tries again
+                log.warning("sending a reply on %s failed: %s", event.platform, exc)
+                self.sending.discard(out.outbox_id or 0)
                 continue
-            if out.link_item_id is not None:
-                # Written behind, batched with other replies' links: a reply to this message
-                # comes seconds later at the earliest. A crash in between loses only the link.
-                self._db.defer((sent, out, self.clock()))
+            # Recorded behind, batched with other replies: sent, and the link to its item (a
+            # reply to this message comes seconds later at the earliest). A crash in between
+            # sends the reply again after its lease; it never loses it.
+            self._db.defer((sent, out, self.clock()))
+            self.sending.discard(out.outbox_id or 0)
         if noticed:
             for kick in self.after_commit:
                 await kick()
@@ -335,14 +349,11 @@ class ChatCore:
     def _mark_processed(
         self, session: Session, event: IncomingMessage, now: datetime
     ) -> tuple[bool, int | None]:
-        """Insert the dedupe row: (False, None) for a duplicate, else (True, cache version)."""
-        params = {"platform": event.platform, "update_key": event.update_id, "processed_at": now}
-        try:
-            version = session.connection().execute(_INSERT_PROCESSED, params).scalar()
-        except IntegrityError:
-            session.rollback()
-            return False, None
-        return True, version
+        """Mark the event's inbox row handled: (False, None) for a duplicate, else (True,
+        the reference cache's version as this transaction sees it)."""
+        return mark_handled(
+            session.connection(), event.platform, event.update_id, event.chat_id, now
+        )
 
     def process(self, event: IncomingMessage) -> tuple[list[Outgoing], bool] | None:
         """Dedupe and handle an event in one transaction.
@@ -373,9 +384,10 @@ class ChatCore:
             ctx.contact, ctx.known_plan = self._sender_and_plan(ctx)
             try:
                 self._dispatch(ctx)
+                replies = self._keep(session, event, ctx.outgoing, now)
                 session.commit()
                 self.cache.store(ctx.cache_loaded)
-                return ctx.outgoing, bool(session.info.pop(OUTBOX_TOUCHED, False))
+                return replies, bool(session.info.pop(OUTBOX_TOUCHED, False))
             except UserError as exc:
                 message = exc.render(self.t)
             except Exception:
@@ -386,8 +398,27 @@ class ChatCore:
             session.rollback()
             if not self._mark_processed(session, event, now)[0]:
                 return None
+            replies = self._keep(
+                session, event, [Outgoing(chat_id=event.chat_id, text=message)], now
+            )
             session.commit()
-            return [Outgoing(chat_id=event.chat_id, text=message)], False
+            return replies, False
+
+    def _keep(
+        self, session: Session, event: IncomingMessage, outgoing: list[Outgoing], now: datetime
+    ) -> list[Outgoing]:
+        """Write the replies to the outbox in the handler's transaction (so an answer is never
+        lost), due only after their lease: the core sends them itself at once."""
+        due = now + self.lease
+        messages = [
+            outbox.reply_message(event.platform, event.update_id, i, out, due_at=due)
+            for i, out in enumerate(outgoing)
+        ]
+        ids = outbox.enqueue(session, messages, now=now, touch=False)
+        return [
+            replace(out, outbox_id=ids.get(m.key))
+            for out, m in zip(outgoing, messages, strict=True)
+        ]
 
     @staticmethod
     def _sender_and_plan(ctx: ChatContext) -> tuple[Contact | None, Plan | None]:

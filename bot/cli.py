@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, time
 from functools import cached_property, wraps
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
+from zoneinfo import ZoneInfo
 
 import typer
 from pydantic import ValidationError
@@ -25,7 +27,9 @@ from bot.chat import MAX_TEXT
 from bot.cn_numbers import parse_number
 from bot.i18n import Translator, UserError
 from bot.importer.model import ParsedPlan, PlanFormatError
-from bot.models import AssignmentRole, Plan, ReportStatus, Target, utcnow
+from bot.models import AssignmentRole, Plan, ReportStatus, Target, WorkItem, utcnow
+from bot.redaction import Redactor, install_redaction, redact
+from bot.reporting import HistoryRow, Reading
 from bot.services import assignments as assign_svc
 from bot.services import audit, contacts, plans, reports
 from bot.services.digest import Digest, build_digest, digest_json, parse_week
@@ -38,7 +42,11 @@ from bot.templating import DIGEST_FORMATS, format_number, render_digest
 from scheduler import reminders
 from scheduler.runner import work_calendar
 
+EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+
+log = logging.getLogger(__name__)
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 app = typer.Typer(
     help="Duban (督办): carry an annual work plan through the year in chat.",
@@ -124,7 +132,8 @@ def settings_problem(exc: ValidationError) -> str:
 
 
 def bad_input_exits(func: Callable[P, R]) -> Callable[P, R]:
-    """Turn bad input (UserError, an unreadable plan, bad settings) into a message and exit 2."""
+    """Turn bad input (UserError, an unreadable plan, bad settings) into a message and exit 2,
+    and anything unexpected into one line and exit 1."""
 
     @wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -135,9 +144,39 @@ def bad_input_exits(func: Callable[P, R]) -> Callable[P, R]:
         except (UserError, PlanFormatError) as exc:
             _fail(exc.render(Translator(load_settings().locale)))
         except db.DatabaseURLError as exc:
-            _fail(str(exc))
+            _fail(redact(str(exc), load_settings()))  # it quotes the URL, password and all
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise  # typer's own ways out (Exit and Abort are RuntimeErrors)
+        except Exception as exc:
+            say_unexpected(exc)
+            raise typer.Exit(EXIT_FAILED) from None
 
     return wrapper
+
+
+def error_line(exc: BaseException) -> str:
+    """What went wrong, in one line: a database error's own message, not its SQL."""
+    cause = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the driver's error
+    lines = [line.strip() for line in str(cause).splitlines() if line.strip()]
+    name = type(cause).__name__
+    return f"{name}: {lines[0][:300]}" if lines else name
+
+
+def say_unexpected(exc: BaseException) -> None:
+    """Print one line for an unexpected error; the traceback goes to the log at DEBUG only."""
+    settings: Settings | None = None
+    try:
+        settings = load_settings()
+        locale, level = settings.locale, settings.log_level.upper()
+    except Exception:  # the settings themselves may be what is broken
+        locale, level = "zh-CN", "INFO"
+    redactor = Redactor.from_settings(settings)  # PTB's InvalidToken quotes the token
+    if level == "DEBUG":
+        logging.basicConfig(level=logging.DEBUG, format=LOG_FORMAT)
+        install_redaction(redactor)
+        log.debug("unexpected error", exc_info=exc)
+    detail = redactor(error_line(exc))
+    err.print(Translator(locale)("cli.unexpected", detail=detail), markup=False, highlight=False)
 
 
 def _print_json(data: Any) -> None:
@@ -241,16 +280,30 @@ def import_cmd(
             out.print(t("cli.import.unchanged", title=parsed.title, items=len(parsed.items)))
         else:
             out.print(
-                t(
-                    "cli.import.changed",
-                    title=parsed.title,
-                    added=_numbers(result.added),
-                    updated=_numbers(result.updated),
-                    removed=_numbers(result.removed),
-                    unchanged=result.unchanged,
-                )
+                t("cli.import.changed", title=parsed.title, summary=import_summary(result, t))
             )
         out.print(_items_table(rt, session, result.plan))
+
+
+def import_summary(result: plans.ImportResult, t: Translator) -> str:
+    """What a re-import changed, as a sentence: `新增 0 项，修改 1 项（第 9 项），未变 25 项`."""
+
+    def part(key: str, numbers: list[int]) -> str:
+        which = ""
+        if numbers:
+            listed = t("cli.import.summary.number_sep").join(str(n) for n in numbers)
+            one = "_one" if len(numbers) == 1 else ""
+            which = t(f"cli.import.summary.numbers{one}", numbers=listed)
+        return t(f"cli.import.summary.{key}", count=len(numbers), numbers=which)
+
+    parts = [part("added_one" if len(result.added) == 1 else "added", result.added)]
+    parts.append(part("changed", result.updated))
+    if result.removed:
+        parts.append(part("removed", result.removed))
+    parts.append(t("cli.import.summary.unchanged", count=result.unchanged))
+    if result.sections_changed:
+        parts.append(t("cli.import.summary.sections", count=result.sections_changed))
+    return t("cli.import.summary.sep").join(parts)
 
 
 def _numbers(numbers: list[int]) -> str:
@@ -569,6 +622,21 @@ def _target_values(targets: list[Target], given: list[str]) -> list[tuple[Target
     return pairs
 
 
+def _not_assigned(session: Session, item: WorkItem, name: str) -> UserError:
+    """A report on behalf of someone who does not answer for the item: who does instead."""
+    assert item.id is not None
+    owners = [c.name for c, _ in assign_svc.assignees(session, [item.id])[item.id]]
+    if not owners:
+        return UserError("report.cli_unassigned_item", item=item.number, name=name)
+    return UserError(
+        "report.cli_not_assigned",
+        item=item.number,
+        name=name,
+        owners="、".join(owners),
+        owner=owners[0],
+    )
+
+
 @app.command("report")
 @bad_input_exits
 def report_cmd(
@@ -600,6 +668,8 @@ def report_cmd(
         plan = plans.current_plan(session)
         work_item = plans.find_item(session, plan, item)
         person = contacts.find_contact(session, as_name)
+        if not reports.is_assigned(session, work_item, person):
+            raise _not_assigned(session, work_item, person.name)
         admin = contacts.find_contact(session, by) if by else None
         pairs = _target_values(reports.item_targets(session, work_item), value or [])
         report = reports.record_report(
@@ -628,7 +698,10 @@ def report_cmd(
                     "contact": person.name,
                     "percent": report.percent,
                     "status": report.status,
-                    "values": {t.metric: v for t, v in pairs},
+                    "values": [
+                        {"metric": target.metric, "value": v, "unit": target.unit}
+                        for target, v in pairs
+                    ],
                 }
             )
         else:
@@ -644,57 +717,93 @@ def report_cmd(
             )
 
 
+def readings_json(readings: Iterable[Reading]) -> list[dict[str, Any]]:
+    """Target values as JSON: a list of `{metric, value, unit}`."""
+    return [{"metric": r.metric, "value": r.value, "unit": r.unit} for r in readings]
+
+
+def history_json(row: HistoryRow, tz: ZoneInfo) -> dict[str, Any]:
+    """One report as `duban history --json` prints it (`at` in the plan's time zone)."""
+    return {
+        "item": row.item,
+        "at": row.at.astimezone(tz).isoformat(),
+        "contact": row.contact,
+        "percent": row.percent,
+        "status": row.status,
+        "text": row.text,
+        "values": readings_json(row.readings),
+        "source": row.source,
+        "entered_by": row.entered_by,
+        "superseded": row.superseded,
+        "withdrawn": row.withdrawn,
+    }
+
+
+def _since(value: str, tz: ZoneInfo) -> datetime:
+    """The start of a YYYY-MM-DD day in the plan's time zone."""
+    try:
+        day = date.fromisoformat(value.strip())
+    except ValueError:
+        raise UserError("cli.history.bad_since", value=value) from None
+    return datetime.combine(day, time.min, tzinfo=tz)
+
+
 @app.command("history")
 @bad_input_exits
 def history_cmd(
-    item: Annotated[str, typer.Argument(help="Item number (9) or label (三.2).")],
+    item: Annotated[
+        str | None, typer.Argument(help="Item number (9) or label (三.2); every item if left out.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only reports from this day on, YYYY-MM-DD.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
-    """List an item's reports, newest first, corrections and withdrawals included."""
+    """List reports, newest first, corrections and withdrawals included: one item's, or all."""
     rt = _runtime()
+    tz = rt.settings.tz
+    start = _since(since, tz) if since is not None else None
     with rt.session() as session:
         plan = plans.current_plan(session)
-        work_item = plans.find_item(session, plan, item)
-        rows = [r for r in history_rows(session, plan) if r.item == work_item.number]
-    tz = rt.settings.tz
+        work_item = plans.find_item(session, plan, item) if item is not None else None
+        rows = [
+            r
+            for r in history_rows(session, plan)
+            if (work_item is None or r.item == work_item.number)
+            and (start is None or r.at >= start)
+        ]
+        title = plan.title
     if as_json:
-        _print_json(
-            {
-                "item": work_item.number,
-                "title": work_item.title,
-                "reports": [
-                    {
-                        "at": r.at.astimezone(tz).isoformat(),
-                        "contact": r.contact,
-                        "percent": r.percent,
-                        "status": r.status,
-                        "text": r.text,
-                        "values": r.values,
-                        "source": r.source,
-                        "entered_by": r.entered_by,
-                        "superseded": r.superseded,
-                        "withdrawn": r.withdrawn,
-                    }
-                    for r in rows
-                ],
-            }
-        )
+        reports_json = [history_json(r, tz) for r in rows]
+        if work_item is None:
+            _print_json({"plan": title, "reports": reports_json})
+        else:
+            _print_json(
+                {"item": work_item.number, "title": work_item.title, "reports": reports_json}
+            )
         return
     t = rt.t
-    table = Table(title=f"{work_item.number}. {work_item.title}")
-    for key in ("at", "contact", "percent", "status", "text", "note"):
+    heading = title if work_item is None else f"{work_item.number}. {work_item.title}"
+    table = Table(title=heading)
+    columns = ["at", "contact", "percent", "status", "text", "note"]
+    if work_item is None:
+        columns.insert(1, "item")
+    for key in columns:
         table.add_column(t(f"cli.history.col.{key}"), overflow="fold")
     for r in rows:
         note = t("cli.history.superseded") if r.superseded else ""
         note = t("cli.history.withdrawn") if r.withdrawn else note
-        table.add_row(
+        cells = [
             r.at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
             r.contact,
             "" if r.percent is None else f"{r.percent}%",
             t(f"report_status.{r.status}") if r.status else "",
             "；".join(x for x in (r.text, r.values) if x),
             note,
-        )
+        ]
+        if work_item is None:
+            cells.insert(1, str(r.item))
+        table.add_row(*cells)
     out.print(table)
 
 
@@ -956,7 +1065,6 @@ def db_upgrade(
 def run_cmd() -> None:
     """Run the bot: the configured channels, the web app (/healthz) and the scheduler."""
     import asyncio
-    import logging
 
     from bot.app import DubanApp, configured_channels
 
@@ -965,14 +1073,15 @@ def run_cmd() -> None:
     if not configured_channels(settings):
         names = {c.name for c in app.registered_commands}
         _fail(t("run.no_channel") + (" " + t("run.try_demo") if "demo" in names else ""))
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry the token
     asyncio.run(DubanApp(settings).run_until_signal())
 
 
 def main() -> None:
-    """Console entry point."""
-    app()
+    """Console entry point: an unexpected error is one line and exit 1, never a traceback."""
+    try:
+        app()
+    except Exception as exc:  # the commands catch their own; this is what escapes typer
+        say_unexpected(exc)
+        sys.exit(EXIT_FAILED)

@@ -80,6 +80,19 @@ _CN_DECIMAL_RE = re.compile(
 )
 
 
+# Full-width ASCII forms and the ideographic space to ASCII, one character for one so
+# offsets stay valid. The one home of width folding (the progress parser and the importer).
+_FULLWIDTH_MAP = {chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)} | {"\u3000": " "}
+_FOLD = str.maketrans(_FULLWIDTH_MAP)
+_FOLD_KEEP_COMMA = str.maketrans({k: v for k, v in _FULLWIDTH_MAP.items() if k != "\uff0c"})
+
+
+def fold_width(text: str, *, keep_comma: bool = False) -> str:
+    """Full-width digits, letters, ％ and the ideographic space as ASCII, offsets unchanged
+    (keep_comma keeps ， so that "9，600个" never reads as 9600)."""
+    return text.translate(_FOLD_KEEP_COMMA if keep_comma else _FOLD)
+
+
 def _normalize(s: str) -> str:
     """Fold full-width forms to ASCII and strip surrounding whitespace."""
     return unicodedata.normalize("NFKC", s).strip()

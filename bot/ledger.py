@@ -56,6 +56,7 @@ class _Texts:
     sources: dict[str, str]
     superseded: str
     withdrawn: str
+    no_deadline: str  # 完成时限 of an item that has none
     remark_joiner: str
     font: str  # what the office's spreadsheet shows the text in
 
@@ -109,6 +110,7 @@ _TEXTS = {
         sources={"chat": "聊天", "cli": "代录"},
         superseded="已被更正",
         withdrawn="已撤回",
+        no_deadline="未设定",
         remark_joiner="；",
         font="宋体",
     ),
@@ -160,6 +162,7 @@ _TEXTS = {
         sources={"chat": "chat", "cli": "entered by admin"},
         superseded="corrected",
         withdrawn="withdrawn",
+        no_deadline="not set",
         remark_joiner="; ",
         font="Calibri",
     ),
@@ -361,7 +364,7 @@ def _write_ledger_sheet(
         lambda r: r.section,
         lambda r: r.lead_units,
         lambda r: r.owners,
-        lambda r: "0000-00-00" if r.deadline else "",
+        lambda r: "0000-00-00" if r.deadline else texts.no_deadline,
         lambda r: r.targets,
         lambda r: r.current,
         lambda r: r.latest,
@@ -412,7 +415,7 @@ def _write_ledger_sheet(
                 text_cell(2, row.section),
                 text_cell(3, row.lead_units),
                 text_cell(4, row.owners),
-                day.cell(row.deadline),
+                day.cell(row.deadline) if row.deadline else centered.cell(texts.no_deadline),
                 text_cell(6, row.targets),
                 text_cell(7, row.current),
                 text_cell(8, row.latest),

@@ -244,16 +244,25 @@ class MessageLink(SQLModel, table=True):
     created_at: datetime = _created()
 
 
-class ProcessedUpdate(SQLModel, table=True):
-    """An incoming platform update already handled (Telegram update_id, WeCom MsgId)."""
+class InboxEntry(SQLModel, table=True):
+    """An incoming platform update, stored before the platform is told we have it (the 200
+    of a callback, the polling offset), then handled from here exactly once.
 
-    __tablename__ = "processed_update"
+    One row per (platform, key): Telegram update_id, WeCom MsgId (or sender + time). The
+    same row is the dedupe mark: `handled_at` is set in the transaction that has the
+    update's effect. Handled rows are pruned after INBOX_RETENTION_DAYS.
+    """
+
+    __tablename__ = "inbox"
     __table_args__ = (sa.UniqueConstraint("platform", "update_key"),)
 
     id: int | None = Field(default=None, primary_key=True)
     platform: str
     update_key: str
-    processed_at: datetime = _created()
+    chat_key: str = ""  # the chat it came from: stored updates are handled in per-chat order
+    payload: str = ""  # the update as received (JSON, decrypted XML); "" for local events
+    received_at: datetime = _created()
+    handled_at: datetime | None = _ts(index=True)
 
 
 class Invite(SQLModel, table=True):

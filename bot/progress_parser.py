@@ -43,7 +43,7 @@ from fractions import Fraction
 from functools import cache
 from typing import Protocol, TypeVar
 
-from bot.cn_numbers import NUMBER_PATTERN, cn_int, parse_number
+from bot.cn_numbers import NUMBER_PATTERN, cn_int, fold_width, parse_number
 from bot.i18n import UserError
 from bot.models import ReportStatus
 from bot.units import UNITS
@@ -101,18 +101,34 @@ T = TypeVar("T", bound=TargetLike)
 
 # --- vocabulary -------------------------------------------------------------------------
 
-# Full-width ASCII to ASCII, one character for one so offsets stay valid; ， is kept.
-_FULLWIDTH = str.maketrans(
-    {chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F) if c != 0xFF0C} | {"\u3000": " "}
-)
-
 _UNITS = UNITS  # the importer's own table (bot/units.py): the same canonical names
 _UNIT_ALT = "|".join(f"(?:{pattern})" for pattern, _ in _UNITS)
 _PERCENT_UNITS = frozenset({"%", "个百分点"})
 
 _STATUS_WORDS: dict[str, ReportStatus] = {
     **dict.fromkeys(
-        ["已办结", "办结", "已完成", "已经完成", "已全部完成", "全部完成", "均已完成", "完成"],
+        [
+            "已办结",
+            "办结",
+            "已完成",
+            "已经完成",
+            "已全部完成",
+            "全部完成",
+            "均已完成",
+            "完成",
+            "以完成",  # common slips for 已完成
+            "已完城",
+            "已全部完工",
+            "全部完工",
+            "已完工",
+            "完工",
+            "已竣工",
+            "竣工",
+            "搞定",
+            "已搞定",
+            "做完",
+            "办完",
+        ],
         ReportStatus.done,
     ),
     **dict.fromkeys(
@@ -126,15 +142,70 @@ _STATUS_WORDS: dict[str, ReportStatus] = {
             "正常推进",
             "正在进行",
             "实施中",
+            "在推进",
+            "正在进行中",
         ],
         ReportStatus.in_progress,
     ),
-    **dict.fromkeys(["滞后", "延期", "受阻", "延误", "推迟", "逾期"], ReportStatus.delayed),
     **dict.fromkeys(
-        ["未启动", "尚未启动", "暂未启动", "还未启动", "未开始", "尚未开始", "暂未开始"],
+        [
+            "滞后",
+            "延期",
+            "受阻",
+            "延误",
+            "推迟",
+            "逾期",
+            "慢",
+            "偏慢",
+            "较慢",
+            "缓慢",
+            "进度慢",
+            "进度偏慢",
+            "进度较慢",
+            "赶不上",
+        ],
+        ReportStatus.delayed,
+    ),
+    **dict.fromkeys(
+        [
+            "未启动",
+            "尚未启动",
+            "暂未启动",
+            "还未启动",
+            "还没启动",
+            "没启动",
+            "未开始",
+            "尚未开始",
+            "暂未开始",
+            "还未开始",
+            "还没开始",
+            "没开始",
+            "未开展",
+            "尚未开展",
+            "还没开展",
+        ],
         ReportStatus.not_started,
     ),
 }
+
+# English status words (LOCALE=en).
+_EN_STATUS_WORDS: dict[str, ReportStatus] = {
+    **dict.fromkeys(["done", "completed", "complete", "finished"], ReportStatus.done),
+    **dict.fromkeys(
+        ["in progress", "ongoing", "on track", "underway", "under way"], ReportStatus.in_progress
+    ),
+    **dict.fromkeys(["delayed", "behind", "blocked", "late", "overdue"], ReportStatus.delayed),
+    **dict.fromkeys(["not started", "not yet started"], ReportStatus.not_started),
+}
+_EN_STATUS_RE = re.compile(
+    r"(?<![A-Za-z])(?:"
+    + "|".join(
+        r"\s+".join(map(re.escape, w.split()))
+        for w in sorted(_EN_STATUS_WORDS, key=len, reverse=True)
+    )
+    + r")(?![A-Za-z])",
+    re.IGNORECASE,
+)
 
 # Words that name no metric: they never make a mention match a target on their own.
 _STOP_WORDS = (
@@ -191,7 +262,7 @@ _REF_END = (
     r"(?=$|[\s、,，.:：;；)）]|\d|百分之|进度|进展|已|完成|办结|滞后|延期|受阻|延误|推迟|逾期"
     r"|推进|进行|正在|有序|稳步|按计划|实施|未|尚未|暂未|还未)"
 )
-_BARE_REF_END = r"(?=$|[\s、,，.:：;；)）])"
+_BARE_REF_END = r"(?=$|[\s、,，:：;；)）】\]?？]|\.(?!\d)|[-—](?!\d))"
 _NOT_QUANTITY = rf"(?!\s*(?:多|余)?\s*(?:{_UNIT_ALT}|[年月日号时点分秒]))"
 _REF_RES: tuple[re.Pattern[str], ...] = (
     re.compile(r"#\s*(?P<n>\d+)"),
@@ -205,14 +276,24 @@ _REF_RES: tuple[re.Pattern[str], ...] = (
     re.compile(r"(?P<n>\d{1,3})\s*项" + _REF_END),
     re.compile(rf"(?P<n>\d{{1,3}})(?!\d|[.,:]\d){_NOT_QUANTITY}{_BARE_REF_END}"),
 )
+# A bare number at the head of a body: the percent in command mode, else asked about.
+_BARE_HEAD_RE = re.compile(r"[\s:：、\-—]*(?P<n>\d{1,3}(?:\.\d+)?)(?=$|[\s,，、;；。])")
 _HASH_REF_RE = re.compile(r"(?<![0-9A-Za-z&])#\s*(?P<n>\d{1,4})(?!\d)")
 
-_PERCENT_TOKEN = rf"(?:(?P<pnum>{NUMBER_PATTERN})\s*%|百分之\s*(?P<cnum>{NUMBER_PATTERN}|百))"
+# "七成" is 70%, "一半" 50%; 成 in words such as 成本, 成员, 成立, 成果 is no tenth.
+_TENTHS = (
+    r"(?<![一二三四五六七八九\d])(?P<tenths>[一二三四五六七八九]|[1-9])\s*成"
+    r"(?![本员立果功效为绩熟型交品就长人年])"
+)
+_PERCENT_TOKEN = (
+    rf"(?:(?P<pnum>{NUMBER_PATTERN})\s*%|百分之\s*(?P<cnum>{NUMBER_PATTERN}|百)"
+    rf"|{_TENTHS}|(?P<half>一半))"
+)
 _PERCENT_POST = r"(?:\s*(?:以上|左右|多|以内))?"
 _PERCENT_POST_RE = re.compile(_PERCENT_POST)
 _PROGRESS_WORD = r"(?:进度|进展|完成度|完成率|已经完成|已完成|累计完成|完成了|完成)"
 _PROGRESS_FILLER = r"(?:为|是|达到|已达到|已达|达|已|约|近|了|在|超过|超|:|\s)"
-_SUBJECT = r"(?:目前|当前|现在|现|整体|总体|工作|项目|总)"
+_SUBJECT = r"(?:目前|当前|现在|现|整体|总体|工作|项目|总|都|均|也|已经)"
 # A percent at the head of the message body: "60%", "进度60%", "完成百分之六十".
 _LEAD_PERCENT_RE = re.compile(
     rf"{_SUBJECT}*{_PROGRESS_WORD}?{_PROGRESS_FILLER}*{_PERCENT_TOKEN}{_PERCENT_POST}"
@@ -231,20 +312,37 @@ _CHANGE_TAIL_RE = re.compile(
 )
 
 _STATUS_ALT = _alternation(list(_STATUS_WORDS))
-_DONE_END = rf"(?=\s*$|\s*[，,。.!！;；、:：]|\s+(?!{NUMBER_PATTERN}|百分之))"
+_DONE_END = rf"(?=\s*$|\s*[^\w\s%]|\s+(?!{NUMBER_PATTERN}|百分之))"
 _LEAD_STATUS_RE = re.compile(
     rf"{_SUBJECT}?(?:进度|进展)?(?P<word>{_STATUS_ALT})(?P<tail>了|(?:全部)?(?:目标)?(?:任务|工作))?"
 )
 _DONE_END_RE = re.compile(_DONE_END)
+# "没有滞后", "不会延期", "未完成": a status word that is denied states nothing.
+_NEGATION_RE = re.compile(r"(?:没有|没|未|不会|不|无|并未|并没有|非)\s*$")
+# Words that may stand before a status word in a clause of its own ("有点滞后", "这个还没开始").
+_STATUS_ADVERB = (
+    r"(?:有点|有些|稍有|略有|略|稍|明显|严重|比较|较为|仍然|仍|还是|这个|这项|该项|进度|进展)"
+)
 _CLAUSE_STATUS_RE = re.compile(
-    rf"(?:{_SUBJECT}|进度|进展|均|已经|全部)*(?P<word>{_STATUS_ALT})(?:了|(?:全部)?(?:任务|工作))?"
+    rf"(?:{_SUBJECT}|{_STATUS_ADVERB}|均|已经|全部)*(?P<word>{_STATUS_ALT})(?:了|(?:全部)?(?:任务|工作))?"
+)
+# A state other than done at the end of a clause: "巩固提升正在推进", "二期工程进度滞后".
+_NOT_DONE_ALT = _alternation(
+    [w for w, st in _STATUS_WORDS.items() if st is not ReportStatus.done and len(w) > 1]
+)
+_CLAUSE_END_STATUS_RE = re.compile(
+    rf"(?:{_STATUS_ADVERB}|正在|仍在)?(?P<word>{_NOT_DONE_ALT})(?:了|中)?$"
+)
+# Done at the end of a clause only when the whole is meant: "我们这边已经全部完成了啊".
+_CLAUSE_END_DONE_RE = re.compile(
+    r"(?:已经|已|都|均)?全部(?:都)?(?P<word>完成|完工|办结|竣工)了?[啊呀吧哈的啦]*$"
 )
 _CLAUSE_RE = re.compile(r"[^\s，,。.!！?？;；、:：()（）]+")
 
 # One number: a percentage in words, Arabic digits mixed with 千/百 ("6千5百"),
 # a number with a unit, or a bare number.
 _QUANTITY_RE = re.compile(
-    rf"百分之\s*(?P<per>{NUMBER_PATTERN}|百)"
+    rf"百分之\s*(?P<per>{NUMBER_PATTERN}|百)|{_TENTHS}|(?P<half>一半)"
     r"|(?P<mixed>\d[千仟](?![米克瓦])(?:\d[百佰](?!分))?(?:\d[十拾])?\d?|\d[百佰](?!分)(?:\d[十拾])?\d?)"
     rf"\s*(?:多|余)?\s*(?P<munit>{_UNIT_ALT})?"
     rf"|(?P<num>{NUMBER_PATTERN})\s*(?:多|余)?\s*(?P<unit>{_UNIT_ALT})"
@@ -297,6 +395,10 @@ def _to_percent(raw: str, value: float | None) -> int:
 
 def _percent_of(m: re.Match[str]) -> int:
     """The percent of a _PERCENT_TOKEN match."""
+    if m.group("tenths") is not None:
+        return 10 * (cn_int(m.group("tenths")) or 0)
+    if m.group("half") is not None:
+        return 50
     if m.group("pnum") is not None:
         raw = m.group("pnum")
         return _to_percent(f"{raw}%", parse_number(raw))
@@ -350,6 +452,10 @@ def _number_value(m: re.Match[str]) -> tuple[str, float | None, str]:
     if m.group("per") is not None:
         raw = m.group("per")
         return raw, 100.0 if raw == "百" else parse_number(raw), "%"
+    if m.group("tenths") is not None:
+        return m.group(), 10.0 * (cn_int(m.group("tenths")) or 0), "%"
+    if m.group("half") is not None:
+        return m.group(), 50.0, "%"
     if m.group("mixed") is not None:
         raw = m.group("mixed")
         unit_text = m.group("munit")
@@ -413,7 +519,7 @@ def _read_lead(
                 continue
         if status is None:
             m = _LEAD_STATUS_RE.match(norm, pos)
-            if m is not None:
+            if m is not None and not _NEGATION_RE.search(norm, 0, m.start("word")):
                 word_status = _STATUS_WORDS[m.group("word")]
                 if word_status is not ReportStatus.done or _DONE_END_RE.match(norm, m.end()):
                     status = word_status
@@ -464,11 +570,22 @@ def _standalone_percent(norm: str, ctx_start: int, m: re.Match[str]) -> int | No
     return len(prefix)
 
 
-def parse_report_text(text: str, *, command: bool = False) -> ParsedReport:
-    """Read item reference, percent, status, numbers and note from one progress message."""
+def check_length(text: str) -> None:
+    """UserError when a message is longer than any report may be (the one home of the limit)."""
     if len(text) > MAX_REPORT_LENGTH:
         raise UserError("report.too_long", max=MAX_REPORT_LENGTH, length=len(text))
-    norm = text.translate(_FULLWIDTH)
+
+
+def check_percent(percent: int | None) -> None:
+    """UserError when a percent is outside 0..100 (the one home of the range)."""
+    if percent is not None and not 0 <= percent <= 100:
+        raise UserError("report.bad_percent", value=f"{percent}%")
+
+
+def parse_report_text(text: str, *, command: bool = False) -> ParsedReport:
+    """Read item reference, percent, status, numbers and note from one progress message."""
+    check_length(text)
+    norm = fold_width(text, keep_comma=True)
     body = 0
     if command:
         cmd = re.match(r"\s*/\S+", norm)
@@ -476,18 +593,33 @@ def parse_report_text(text: str, *, command: bool = False) -> ParsedReport:
             body = cmd.end()
     if not norm[body:].strip():
         raise UserError("report.empty")
+    return _parse_body(text, norm, body, command=command, find_ref=True)
+
+
+def _parse_body(
+    text: str,
+    norm: str,
+    body: int,
+    *,
+    command: bool = False,
+    find_ref: bool = True,
+    bare_percent: bool = False,
+    english: bool = False,
+) -> ParsedReport:
+    """Parse norm[body:] (text is the original, offsets alike); find_ref reads a leading item
+    reference; bare_percent takes a bare number at the head as the percent."""
     scan = _Scan(norm)
     scan.barriers.append(body)
 
     # Item reference.
     item_ref: str | None = None
     pos = _skip_separators(norm, body)
-    ref = _read_ref(norm, pos)
+    ref = _read_ref(norm, pos) if find_ref else None
     if ref is not None:
         item_ref, ref_end = ref
         scan.remove(pos, ref_end)
         pos = ref_end
-    else:
+    elif find_ref:
         hash_m = _HASH_REF_RE.search(norm, body)
         if hash_m is not None:
             item_ref = str(int(hash_m.group("n")))
@@ -495,8 +627,8 @@ def parse_report_text(text: str, *, command: bool = False) -> ParsedReport:
 
     # Command mode: a bare second number is the percent.
     percent: int | None = None
-    if command and ref is not None:
-        bare = re.compile(r"\s+(?P<n>\d{1,3}(?:\.\d+)?)(?=$|[\s,，、;；。])").match(norm, pos)
+    if (command and ref is not None) or bare_percent:
+        bare = _BARE_HEAD_RE.match(norm, pos)
         if bare is not None and float(bare.group("n")) <= 100:
             percent = _to_percent(bare.group("n"), float(bare.group("n")))
             scan.remove(bare.start("n"), bare.end())
@@ -517,18 +649,44 @@ def parse_report_text(text: str, *, command: bool = False) -> ParsedReport:
             scan.barriers.append(skip_end if skip_end is not None else m.end())
             continue
         ctx_start, ctx_end = _clause_start(scan, m.start())
-        if unit == "%" and percent is None:
+        if unit == "%" and percent is None and not norm[: m.start()].endswith("个"):
             progress_start = _progress_start(norm[ctx_start : m.start()])
             if progress_start is None:
                 progress_start = _standalone_percent(norm, ctx_start, m)
             if progress_start is not None:
-                raw_percent = f"百分之{raw}" if m.group("per") is not None else f"{raw}%"
+                raw_percent = (
+                    f"百分之{raw}"
+                    if m.group("per") is not None
+                    else raw
+                    if m.group("tenths") or m.group("half")
+                    else f"{raw}%"
+                )
                 percent = _to_percent(raw_percent, value)
                 post = _PERCENT_POST_RE.match(norm, m.end())
                 scan.remove(ctx_start + progress_start, post.end() if post else m.end())
                 continue
         found.append((ctx_start, m.start(), m.end(), value, unit))
         scan.barriers.append(m.end())
+
+    # A lone percentage that names no rate or change is the report's percent, wherever it
+    # stands: voice input runs the words together ("目前是百分之六十左右吧").
+    if percent is None and not command:
+        shares = [f for f in found if f[4] == "%"]
+        if len(shares) == 1:
+            ctx_start, start, end, value, _ = shares[0]
+            prefix = norm[ctx_start:start]
+            if (
+                not norm[:start].endswith("个")  # "四个100%" names a measure
+                and not norm.startswith("的", end)  # "65%的学校": a share of something else
+                and not _RATE_NOUN_RE.search(prefix)
+                and not _CHANGE_TAIL_RE.search(prefix)
+                and not _RATE_NOUN_RE.match(norm, end)
+                and 0 <= value <= 100
+            ):
+                percent = _to_percent(norm[start:end], value)
+                post = _PERCENT_POST_RE.match(norm, end)
+                scan.remove(start, post.end() if post else end)
+                found.remove(shares[0])
 
     numbers: list[NumberMention] = []
     starts = sorted([s for s, _ in scan.removed] + [f[1] for f in found])
@@ -561,14 +719,35 @@ def parse_report_text(text: str, *, command: bool = False) -> ParsedReport:
         for s, e in scan.removed:
             masked[s:e] = "\n" * (e - s)
         for clause in _CLAUSE_RE.finditer("".join(masked), body):
-            word_m = _CLAUSE_STATUS_RE.fullmatch(clause.group())
-            if word_m is None:
+            word_m = (
+                _CLAUSE_STATUS_RE.fullmatch(clause.group())
+                or _CLAUSE_END_STATUS_RE.search(clause.group())
+                or _CLAUSE_END_DONE_RE.search(clause.group())
+            )
+            if word_m is None or _NEGATION_RE.search(clause.group(), 0, word_m.start("word")):
                 continue
             word_status = _STATUS_WORDS[word_m.group("word")]
-            if word_status is not ReportStatus.done or _DONE_END_RE.match(norm, clause.end()):
+            if (
+                word_status is not ReportStatus.done
+                or _DONE_END_RE.match(norm, clause.end())
+                or word_m.re is _CLAUSE_END_DONE_RE
+            ):
                 status = word_status
                 break
 
+    if status is None and english:
+        for m in _EN_STATUS_RE.finditer(norm, body):
+            if not scan.overlaps(m.start(), m.end()):
+                status = _EN_STATUS_WORDS[" ".join(m.group().lower().split())]
+                scan.remove(m.start(), m.end())
+                break
+
+    if status is ReportStatus.done and percent is not None and percent < 100:
+        status = None  # "已完成60%", "60% 已完成": a share of the work done, not the item
+    if status is ReportStatus.not_started and percent:
+        raise UserError("report.not_started_percent", percent=percent)
+    if status is ReportStatus.not_started:
+        percent = None  # "未启动" never carries a percent
     if status is ReportStatus.done and percent is None:
         percent = 100
     return ParsedReport(
@@ -592,6 +771,10 @@ def _cjk_bigrams(s: str) -> set[str]:
 
 
 _STOP_RE = re.compile(_alternation(_STOP_WORDS))
+# A number said of the future is a plan, not a value reached ("预计再认定3个").
+_FUTURE_RE = re.compile(
+    r"预计|计划|将|拟|争取|力争|预期|打算|准备|再|剩下|剩余|尚有|仍有|还差|还剩|还有"
+)
 
 
 def _meaningful_bigrams(s: str) -> set[str]:
@@ -672,6 +855,7 @@ def match_targets(numbers: Sequence[NumberMention], targets: Sequence[T]) -> lis
       a distinctive word (普惠) outweighs a common one (占比); words just after the number
       weigh half. Mentions and targets are paired to maximize the total weight, one to one;
       ties go to the earlier mention and the earlier target.
+    - A number said of the future ("预计…", "计划…", "再认定3个") measures nothing yet.
     - An item with exactly one target and no such match takes the only mention whose unit
       is the target's own (or % / 个百分点 for decrease/increase targets): "已培育12个".
       Numbers without a unit are never matched on the unit alone.
@@ -684,6 +868,7 @@ def match_targets(numbers: Sequence[NumberMention], targets: Sequence[T]) -> lis
         for b in bigrams:
             df[b] = df.get(b, 0) + 1
 
+    numbers = [m for m in numbers if not _FUTURE_RE.search(m.context)]
     scores: list[list[Fraction | None]] = []
     for mention in numbers:
         before = _meaningful_bigrams(mention.context)

@@ -43,6 +43,15 @@ class LedgerRow:
 
 
 @dataclass(frozen=True)
+class Reading:
+    """A value reported against one of the item's targets."""
+
+    metric: str
+    value: float
+    unit: str
+
+
+@dataclass(frozen=True)
 class HistoryRow:
     """One report as the ledger's history sheet lists it."""
 
@@ -58,3 +67,4 @@ class HistoryRow:
     entered_by: str | None  # the admin who entered it on someone's behalf
     superseded: bool
     withdrawn: bool
+    readings: tuple[Reading, ...] = ()  # the same values, one by one (for JSON)

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 from bot.events import EventKind, IncomingMessage
 from bot.models import Role
 
-if TYPE_CHECKING:
-    from bot.chat import ChatContext
-
-Handler = Callable[["ChatContext"], None]
+# A handler takes the chat core's context (bot.chat.ChatContext); the router only routes, so
+# it does not import the core that uses it.
+Handler = Callable[[Any], None]
 
 EVERYONE = frozenset(Role)
 LEADERS = frozenset({Role.leader, Role.admin})

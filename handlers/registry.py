@@ -26,6 +26,8 @@ def build_router() -> Router:
     router.command("wecom", admin.bind_wecom, roles=ADMINS)
     router.command("remind", remind.remind, roles=ADMINS)
     router.button("pick", report.pick_item)
+    router.button("page", report.next_page)
+    router.button("bare", report.bare_number)
     router.enter(start.enter)
     router.text(report.plain_text)
     return router

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from bot.chat import ChatContext
-from bot.services.plans import find_item
 from scheduler import reminders
 
 
 def remind(ctx: ChatContext) -> None:
     """Plans a progress ask to the owners of one item, or of every open item."""
-    item = find_item(ctx.session, ctx.plan, ctx.args.split()[0]) if ctx.args.strip() else None
+    item = ctx.find_item(ctx.args.split()[0]) if ctx.args.strip() else None
     count = reminders.ask_now(
         ctx.session, ctx.plan, now=ctx.now, settings=ctx.settings, item=item, actor=ctx.actor
     )

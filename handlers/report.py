@@ -1,154 +1,175 @@
-"""Progress reports: /report, plain words, replies to reminders, item buttons, /undo."""
+"""Progress reports: /report, plain words, replies to reminders, the buttons that answer a
+question, /undo. What a message means is decided by `bot.services.intake`; this module only
+answers."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.chat import ChatContext
 from bot.events import Button
 from bot.i18n import UserError
-from bot.models import MessageLink, PendingChoice, Report, Role, Target, WorkItem
-from bot.progress_parser import ParsedReport, match_targets, parse_report_text
-from bot.services import reports
+from bot.models import PendingChoice, WorkItem
+from bot.reply_reader import ReadMessage, read_message
+from bot.services import intake, reports
 from bot.templating import render
+from handlers import status
 
 CHOICE_TTL = timedelta(days=1)
-MAX_CHOICES = 10
+PAGE = 8  # item buttons per message; more come on the next page
+NOT_A_REPORT = "0"  # the "not a report" button's item number
 
 
 def report_command(ctx: ChatContext) -> None:
-    """Records `/report ITEM PERCENT [text]`."""
+    """Records `/report ITEM PERCENT [text] [@NAME]` (@NAME: on that person's behalf)."""
     if not ctx.args.strip():
         raise UserError("report.usage")
-    parsed = parse_report_text(ctx.args, command=True)
-    if parsed.item_ref is None:
+    read = _read(ctx, ctx.args, command=True)
+    if not read.refs:
         raise UserError("report.usage")
-    _record_parsed(ctx, parsed, ctx.args)
+    _answer(ctx, read, f"/report {ctx.args}")
 
 
 def plain_text(ctx: ChatContext) -> None:
-    """Records progress written in plain words, or asks which item it is about."""
-    parsed = parse_report_text(ctx.args)
-    _record_parsed(ctx, parsed, ctx.args)
-
-
-def _linked_item(ctx: ChatContext) -> WorkItem | None:
-    reply_to = ctx.event.reply_to_message_id
-    if not reply_to:
-        return None
-    link = ctx.session.exec(
-        select(MessageLink).where(
-            MessageLink.platform == ctx.event.platform,
-            MessageLink.chat_id == ctx.event.chat_id,
-            MessageLink.message_id == reply_to,
-        )
-    ).first()
-    if link is None or link.item_id is None:
-        return None
-    item = ctx.session.get(WorkItem, link.item_id)
-    return item if item is not None and item.removed_at is None else None
-
-
-def _record_parsed(ctx: ChatContext, parsed: ParsedReport, raw: str) -> None:
-    assert ctx.contact is not None
-    if parsed.item_ref is not None:
-        item = ctx.find_item(parsed.item_ref)
-        _check_may_report(ctx, item)
-        _record(ctx, item, parsed)
+    """Records progress written in plain words, or asks what it is about."""
+    pending = _waiting_choice(ctx)
+    if pending is not None and ctx.args.strip().isdigit():
+        _resolve_pick(ctx, pending, ctx.args.strip())  # the answer to "which item?"
         return
-    linked = _linked_item(ctx)
-    if linked is not None:
-        _check_may_report(ctx, linked)
-        _record(ctx, linked, parsed)
-        return
-    candidates = reports.open_items(ctx.session, ctx.plan, ctx.contact)
-    if not candidates:
-        if reports.assigned_items(ctx.session, ctx.plan, ctx.contact):
-            raise UserError("report.all_done")
-        raise UserError("report.not_understood")
-    if len(candidates) == 1:
-        _record(ctx, candidates[0], parsed)
-        return
-    _ask_which(ctx, candidates[:MAX_CHOICES], raw)
+    _answer(ctx, _read(ctx, ctx.args), ctx.args)
 
 
-def _check_may_report(ctx: ChatContext, item: WorkItem) -> None:
-    assert ctx.contact is not None
-    if ctx.contact.role == Role.admin:
-        return
-    if not ctx.is_assigned(item):
-        raise UserError("report.not_yours", item=item.number)
+def _read(
+    ctx: ChatContext, text: str, *, command: bool = False, bare: bool | None = None
+) -> ReadMessage:
+    return read_message(text, command=command, english=ctx.t.locale == "en", bare_is_percent=bare)
 
 
-def _has_content(parsed: ParsedReport) -> bool:
-    return bool(
-        parsed.percent is not None or parsed.status is not None or parsed.numbers or parsed.note
-    )
-
-
-def _record(ctx: ChatContext, item: WorkItem, parsed: ParsedReport) -> None:
-    assert ctx.contact is not None
-    if not _has_content(parsed):
-        raise UserError("report.empty_for_item", item=item.number)
-    targets = reports.item_targets(ctx.session, item) if parsed.numbers else []
-    values = match_targets(parsed.numbers, targets)
-    report = reports.record_report(
-        ctx.session,
-        item=item,
-        contact=ctx.contact,
-        now=ctx.now,
-        percent=parsed.percent,
-        status=parsed.status,
-        text=parsed.note,
-        values=values,
-    )
-    _confirm(ctx, item, report, values)
-
-
-def _confirm(
-    ctx: ChatContext, item: WorkItem, report: Report, values: list[tuple[Target, float]]
+def _answer(
+    ctx: ChatContext,
+    read: ReadMessage,
+    raw: str,
+    *,
+    pick: WorkItem | None = None,
+    answered: bool = False,
+    answer: int | None = None,
 ) -> None:
+    """Decide what the message means and answer: record and confirm, ask, or show."""
+    assert ctx.contact is not None
+    linked = None
+    if ctx.event.reply_to_message_id:
+        linked = intake.linked_item(
+            ctx.session, ctx.event.platform, ctx.event.chat_id, ctx.event.reply_to_message_id
+        )
+    outcome = intake.understand(
+        ctx.session,
+        ctx,
+        plan=ctx.plan,
+        sender=ctx.contact,
+        read=read,
+        linked=linked,
+        pick=pick,
+        answered=answered,
+        answer=answer,
+    )
+    if outcome.kind == "smalltalk":
+        ctx.say("report.smalltalk", name=ctx.contact.name)
+    elif outcome.kind == "unclear":
+        ctx.say("report.unclear")
+    elif outcome.kind == "status":
+        for item in outcome.items:
+            status.show(ctx, item)
+    elif outcome.kind == "ask_item":
+        _ask_which(ctx, list(outcome.candidates), raw)
+    elif outcome.kind == "ask_bare":
+        _ask_bare(ctx, outcome.items[0], list(outcome.options), raw)
+    else:
+        _record(ctx, outcome)
+
+
+def _record(ctx: ChatContext, outcome: intake.Outcome) -> None:
+    saved = intake.record(ctx.session, outcome, now=ctx.now)
+    items = [entry.item for entry in outcome.entries]
+    previous = intake.previous_percents(
+        ctx.session, [e.item for e in outcome.entries if e.report.percent is None]
+    )
+    records = [
+        {
+            "item": entry.item,
+            "report": report,
+            "matched": entry.values,
+            "previous": previous.get(entry.item.id or 0),
+        }
+        for entry, report in zip(outcome.entries, saved, strict=True)
+    ]
+    entered_for = outcome.owner.name if outcome.entered_by is not None and outcome.owner else None
     ctx.reply(
         render(
             "report_recorded",
             ctx.t.locale,
-            item=item,
-            report=report,
-            values=values,
+            records=records,
+            entered_for=entered_for,
             undo_minutes=int(reports.UNDO_WINDOW.total_seconds() // 60),
         ),
-        link_item_id=item.id,
+        link_item_id=items[0].id if len(items) == 1 else None,
     )
 
 
-def _ask_which(ctx: ChatContext, candidates: list[WorkItem], raw: str) -> None:
+def _new_choice(ctx: ChatContext, raw: str, candidates: list[int]) -> PendingChoice:
     assert ctx.contact is not None and ctx.contact.id is not None
     choice = PendingChoice(
-        contact_id=ctx.contact.id,
-        text=raw,
-        candidates=[i.number for i in candidates],
-        created_at=ctx.now,
+        contact_id=ctx.contact.id, text=raw, candidates=candidates, created_at=ctx.now
     )
     ctx.session.add(choice)
     ctx.session.flush()
-    buttons = tuple(
+    return choice
+
+
+def _ask_which(ctx: ChatContext, candidates: list[WorkItem], raw: str) -> None:
+    choice = _new_choice(ctx, raw, [i.number for i in candidates])
+    _send_page(ctx, choice, candidates, 0)
+
+
+def _send_page(
+    ctx: ChatContext, choice: PendingChoice, candidates: list[WorkItem], offset: int
+) -> None:
+    """One page of item buttons, with "more" while there are more, and "not a report"."""
+    page = candidates[offset : offset + PAGE]
+    rows: list[tuple[Button, ...]] = [
         (Button(label=f"{i.number}. {_short(i.title)}", data=f"pick:{choice.id}:{i.number}"),)
-        for i in candidates
+        for i in page
+    ]
+    if offset + PAGE < len(candidates):
+        label = ctx.t("report.more_items", left=len(candidates) - offset - PAGE)
+        rows.append((Button(label=label, data=f"page:{choice.id}:{offset + PAGE}"),))
+    rows.append(
+        (Button(label=ctx.t("report.not_a_report"), data=f"pick:{choice.id}:{NOT_A_REPORT}"),)
     )
-    ctx.reply(ctx.t("report.which_item"), buttons=buttons)
+    numbers = "、".join(str(i.number) for i in candidates)
+    key = "report.which_item" if offset == 0 else "report.which_item_more"
+    ctx.reply(ctx.t(key, numbers=numbers, example=candidates[0].number), buttons=tuple(rows))
+
+
+def _ask_bare(ctx: ChatContext, item: WorkItem, options: list[int], raw: str) -> None:
+    """Ask which figure, if any, is the item's percent (one button each, and "none")."""
+    choice = _new_choice(ctx, raw, [item.number])
+    figures_row = [Button(label=f"{n}%", data=f"bare:{choice.id}:{n}") for n in options]
+    none = Button(label=ctx.t("report.bare_not_percent"), data=f"bare:{choice.id}:n")
+    buttons = ((*figures_row, none),)
+    figures = "、".join(str(n) for n in options)
+    ctx.reply(ctx.t("report.bare_number", item=item.number, number=figures), buttons=buttons)
 
 
 def _short(title: str, limit: int = 24) -> str:
     return title if len(title) <= limit else title[: limit - 1] + "…"
 
 
-def pick_item(ctx: ChatContext) -> None:
-    """Records the pending report against the item whose button was clicked."""
+def _choice(ctx: ChatContext, choice_id: str) -> PendingChoice:
+    """The sender's open question behind a button (a UserError when stale)."""
     assert ctx.contact is not None
-    choice_id, _, number = ctx.args.partition(":")
-    if not choice_id.isdigit() or not number.isdigit():
+    if not choice_id.isdigit():
         raise UserError("chat.stale_button")
     choice = ctx.session.get(PendingChoice, int(choice_id))
     if (
@@ -156,13 +177,80 @@ def pick_item(ctx: ChatContext) -> None:
         or choice.contact_id != ctx.contact.id
         or choice.resolved_at is not None
         or ctx.now - choice.created_at > CHOICE_TTL
-        or int(number) not in choice.candidates
     ):
         raise UserError("chat.stale_button")
+    return choice
+
+
+def _waiting_choice(ctx: ChatContext) -> PendingChoice | None:
+    """The sender's newest unanswered "which item?" question, if any."""
+    assert ctx.contact is not None
+    choice = ctx.session.exec(
+        select(PendingChoice)
+        .where(
+            PendingChoice.contact_id == ctx.contact.id,
+            col(PendingChoice.resolved_at).is_(None),
+        )
+        .order_by(col(PendingChoice.created_at).desc(), col(PendingChoice.id).desc())
+        .limit(1)
+    ).first()
+    if choice is None or ctx.now - choice.created_at > CHOICE_TTL or len(choice.candidates) < 2:
+        return None
+    return choice
+
+
+def _reread(ctx: ChatContext, choice: PendingChoice, *, bare: bool | None = None) -> ReadMessage:
+    text = choice.text
+    if text.startswith("/report"):
+        return _read(ctx, text[len("/report") :], command=True, bare=bare)
+    return _read(ctx, text, bare=bare)
+
+
+def _resolve_pick(ctx: ChatContext, choice: PendingChoice, number: str) -> None:
     choice.resolved_at = ctx.now
-    item = ctx.find_item(number)
-    _check_may_report(ctx, item)
-    _record(ctx, item, parse_report_text(choice.text))
+    if number == NOT_A_REPORT:
+        ctx.say("report.dismissed")
+        return
+    if not number.isdigit() or int(number) not in choice.candidates:
+        raise UserError(
+            "report.pick_unknown",
+            number=number,
+            numbers="、".join(map(str, choice.candidates)),
+        )
+    _answer(ctx, _reread(ctx, choice), choice.text, pick=ctx.find_item(number))
+
+
+def pick_item(ctx: ChatContext) -> None:
+    """Records the pending report against the item whose button was clicked."""
+    choice_id, _, number = ctx.args.partition(":")
+    choice = _choice(ctx, choice_id)
+    if number != NOT_A_REPORT and (not number.isdigit() or int(number) not in choice.candidates):
+        raise UserError("chat.stale_button")
+    _resolve_pick(ctx, choice, number)
+
+
+def next_page(ctx: ChatContext) -> None:
+    """Shows the next page of items to pick from."""
+    choice_id, _, offset = ctx.args.partition(":")
+    choice = _choice(ctx, choice_id)
+    if not offset.isdigit() or int(offset) >= len(choice.candidates):
+        raise UserError("chat.stale_button")
+    items = [ctx.find_item(str(n)) for n in choice.candidates]
+    _send_page(ctx, choice, items, int(offset))
+
+
+def bare_number(ctx: ChatContext) -> None:
+    """Records the pending report once its sender said which figure, if any, is the percent."""
+    choice_id, _, answer = ctx.args.partition(":")
+    choice = _choice(ctx, choice_id)
+    if answer != "n" and not (answer.isdigit() and int(answer) <= 100):
+        raise UserError("chat.stale_button")
+    choice.resolved_at = ctx.now
+    # The item asked about stands for a message that named none (a reply, the only item).
+    item = ctx.find_item(str(choice.candidates[0])) if choice.candidates else None
+    percent = None if answer == "n" else int(answer)
+    read = _reread(ctx, choice, bare=percent is not None)
+    _answer(ctx, read, choice.text, pick=item, answered=True, answer=percent)
 
 
 def undo(ctx: ChatContext) -> None:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from bot.chat import ChatContext
 from bot.i18n import UserError
-from bot.models import Role
-from bot.services.plans import find_item
-from bot.services.reports import is_assigned, latest_report
+from bot.models import Role, WorkItem
+from bot.services.reports import latest_report
 from bot.templating import render
 
 
@@ -15,8 +14,13 @@ def status(ctx: ChatContext) -> None:
     assert ctx.contact is not None
     if not ctx.args:
         raise UserError("status.usage")
-    item = find_item(ctx.session, ctx.plan, ctx.args.split()[0])
-    if ctx.contact.role == Role.official and not is_assigned(ctx.session, item, ctx.contact):
+    show(ctx, ctx.find_item(ctx.args.split()[0]))
+
+
+def show(ctx: ChatContext, item: WorkItem) -> None:
+    """Shows where one item stands (officials see only their own items)."""
+    assert ctx.contact is not None
+    if ctx.contact.role == Role.official and not ctx.is_assigned(item):
         raise UserError("status.not_yours", item=item.number)
     view = next(v for v in ctx.views() if v.item.id == item.id)
     owners = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,6 +25,8 @@ from bot.clock import Clock, system_clock
 from bot.events import Messenger, Outgoing, SentMessage, deliver
 from bot.i18n import Translator
 from bot.models import Contact, Outbox, Role
+from bot.outbox import REPLY, outgoing_of
+from bot.redaction import Redactor
 from bot.services.links import insert_links, link_row
 from scheduler.calendar import WorkCalendar
 
@@ -64,6 +67,7 @@ class Claimed:
     photo: str | None
     contact_id: int | None
     item_id: int | None
+    reply: dict[str, Any] | None = None  # a reply's payload (buttons, file ...), else None
 
 
 class Dispatcher:
@@ -81,6 +85,8 @@ class Dispatcher:
         batch: int = 100,
         concurrency: int = 8,
         lease: timedelta = LEASE,
+        redact: Callable[[str], str] | None = None,
+        busy: set[int] | None = None,
     ) -> None:
         self.engine = engine
         self.messengers = messengers
@@ -91,7 +97,11 @@ class Dispatcher:
         self.concurrency = concurrency
         self.lease = lease
         self.calendar = calendar
+        # error text is stored and shown to admins: never with a secret in it
+        self.redact = redact or Redactor()
         self.lock = asyncio.Lock()
+        # Replies the chat core of this process is sending right now: not claimed here.
+        self.busy: set[int] = busy if busy is not None else set()
         self.stopping = False  # set on shutdown: finish the batch in hand, claim no more
 
     def _content(self, payload: dict[str, Any], platform: str) -> tuple[str, str]:
@@ -126,6 +136,26 @@ class Dispatcher:
                     continue
                 if row.kind in SCHEDULED and not working:
                     continue  # waits for the next working slot
+                if row.kind == REPLY:
+                    # an answer the core could not send (a crash, a failed send): same chat
+                    if row.id in self.busy or row.channel not in self.messengers:
+                        continue
+                    row.next_attempt_at = now + self.lease
+                    assert row.id is not None and row.channel is not None
+                    claimed.append(
+                        Claimed(
+                            row.id,
+                            row.channel,
+                            str(row.payload.get("chat_id", "")),
+                            str(row.payload.get("text", "")),
+                            str(row.payload.get("markup", "text")),
+                            None,
+                            row.contact_id,
+                            row.item_id,
+                            reply=row.payload,
+                        )
+                    )
+                    continue
                 if contact is None:
                     if self.group is None:
                         continue  # no group robot configured: stays pending
@@ -206,7 +236,8 @@ class Dispatcher:
         ):
             session.add(
                 Outbox(
-                    dedupe_key=f"failure:{row.id}:{admin.id}",
+                    # the failed row's own key: unique and never reused, unlike its id
+                    dedupe_key=f"failure:{row.dedupe_key}:{admin.id}",
                     kind="failure",
                     contact_id=admin.id,
                     payload={
@@ -227,6 +258,11 @@ class Dispatcher:
             await self.group.send_markdown(claimed.text)
             return None
         messenger = self.messengers[claimed.platform]
+        if claimed.reply is not None:
+            return await deliver(
+                messenger,
+                outgoing_of(claimed.reply, item_id=claimed.item_id, contact_id=claimed.contact_id),
+            )
         out = Outgoing(
             chat_id=claimed.chat_id,
             text=claimed.text,
@@ -250,7 +286,7 @@ class Dispatcher:
                     sent = await self._send(claimed)
                 except Exception as exc:
                     log.warning("outbox %s: send failed: %s", claimed.outbox_id, exc)
-                    results.append((claimed, None, repr(exc)))
+                    results.append((claimed, None, self.redact(repr(exc))))
                     continue
                 results.append((claimed, sent, None))
         return results

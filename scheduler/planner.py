@@ -10,6 +10,10 @@ once, plans each message once. Each message also says until when it still means 
 - an overdue nag or escalation: until the next one is due (only the latest goes out after
   downtime, never a burst);
 - a follow-up: until the end of its working day.
+
+An owner who has answered in the current cycle (since the latest weekly ask) is not nagged
+about an overdue item again in that cycle: a report on the item, 滞后 with a reason included,
+is the answer the nag asks for. Escalations to leaders go on while the item stays overdue.
 """
 
 from __future__ import annotations
@@ -24,8 +28,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from bot.models import Contact, Outbox, Plan, Report, Role, Section
-from bot.services.items import item_views
+from bot.models import Contact, Outbox, Plan, Report, Role, Section, WorkItem
+from bot.services.items import item_views, standing
 from bot.services.notices import OUTBOX_TOUCHED
 from bot.services.progress import StatusRules
 from bot.settings import Settings
@@ -97,6 +101,8 @@ class PlanState:
     leaders: list[int]
     section_leader: dict[int, int]
     last_report_at: dict[int, datetime] = field(default_factory=dict)
+    # (contact id, item id) -> when that contact last reported on that item (standing reports)
+    item_reported_at: dict[tuple[int, int], datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -156,10 +162,16 @@ def load_state(
     last = dict(
         session.execute(
             sa.select(col(Report.contact_id), sa.func.max(col(Report.created_at)))
-            .where(col(Report.withdrawn_at).is_(None))
+            .where(col(Report.withdrawn_at).is_(None), col(Report.created_at) <= now)
             .group_by(col(Report.contact_id))
         ).all()
     )
+    on_item = session.execute(
+        sa.select(col(Report.contact_id), col(Report.item_id), sa.func.max(col(Report.created_at)))
+        .join(WorkItem, col(WorkItem.id) == Report.item_id)
+        .where(col(WorkItem.plan_id) == plan.id, standing(now))
+        .group_by(col(Report.contact_id), col(Report.item_id))
+    ).all()
     return PlanState(
         plan_id=plan.id,
         plan_title=plan.title,
@@ -168,6 +180,11 @@ def load_state(
         leaders=sorted(p.id for p in people.values() if p.role == Role.leader),
         section_leader=section_leader,
         last_report_at={k: _aware(v) for k, v in last.items() if v is not None},
+        item_reported_at={
+            (contact_id, item_id): _aware(at)
+            for contact_id, item_id, at in on_item
+            if at is not None
+        },
     )
 
 
@@ -277,7 +294,15 @@ def plan_day(
         due = at(day, sched.ask_time)
         until = at(cal.add_working_days(day, sched.overdue_every), sched.ask_time)
         late = cal.working_days_between(deadline, day)
+        # The cycle runs from the latest ask: an owner who reported on the item since has
+        # answered this nag already.
+        cycle = at(this_ask, sched.ask_time)
+        if cycle > due:
+            cycle = at(previous_ask, sched.ask_time)
         for assignment_id, contact_id in item.owners:
+            answered = state.item_reported_at.get((contact_id, item.id))
+            if not assume_silent and answered is not None and answered >= cycle:
+                continue
             out.append(
                 _about(
                     item,

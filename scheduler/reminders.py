@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 from bot.i18n import UserError
 from bot.models import Contact, Outbox, Plan, Role, Section, WorkItem
 from bot.services import audit
-from bot.services.notices import OUTBOX_TOUCHED
+from bot.services.notices import OUTBOX_TOUCHED, fresh_key
 from bot.services.progress import StatusRules
 from bot.settings import Settings
 from scheduler.calendar import WorkCalendar
@@ -92,13 +92,13 @@ def ask_now(
         for _, contact_id in open_item.owners:
             if state.people[contact_id].role == Role.official:
                 by_contact.setdefault(contact_id, []).append(open_item)
-    stamp = now.strftime("%Y%m%dT%H%M%S")
     for contact_id, items in by_contact.items():
         single = items[0] if len(items) == 1 else None
         lines = "\n".join(f"{i.number}. {i.title}" for i in items)
         session.add(
             Outbox(
-                dedupe_key=f"ask-now:{contact_id}:{stamp}:{item.id if item else 'all'}",
+                # asked on demand: twice in one second is two asks, not a clash
+                dedupe_key=fresh_key("ask-now", contact_id, item.id if item else "all"),
                 kind="ask",
                 contact_id=contact_id,
                 item_id=single.id if single else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -146,11 +147,29 @@ def test_reimport_of_an_edited_plan_says_what_changed(
     edited = tmp_path / "edited.txt"
     edited.write_text(text, encoding="utf-8")
     result = imported.ok("import", edited)
-    assert "修改 16" in result.stdout
+    assert "新增 0 项，修改 1 项（第 16 项），未变 26 项。" in result.stdout
     items = imported.json("items")["items"]
     assert items[15]["title"] == "全面加强师德师风建设"
     assert items[26]["assignees"] == ["李四"]
     assert len(items) == 27
+
+
+def test_reimport_summary_is_a_sentence_in_english(
+    imported: Cli, sample_plan: Path, tmp_path: Path
+) -> None:
+    text = sample_plan.read_text(encoding="utf-8")
+    text = text[: text.index("27.着力推进")]  # item 27 is gone
+    text = text.replace("16.加强师德师风建设。", "16.全面加强师德师风建设。")
+    text += "28.加强教育新闻宣传工作。\n做好教育新闻宣传。\n"
+    edited = tmp_path / "edited.txt"
+    edited.write_text(text, encoding="utf-8")
+    imported.monkeypatch.setenv("LOCALE", "en")
+    out = imported.ok("import", edited).stdout
+    expected = "added 1 item (item 28), changed 1 (item 16), removed 1 (item 27), unchanged 25."
+    assert expected in out
+    imported.monkeypatch.setenv("LOCALE", "zh-CN")
+    out = imported.ok("import", sample_plan).stdout  # 27 back, 16 as it was, 28 gone
+    assert "新增 0 项，修改 2 项（第 16、27 项），移除 1 项（第 28 项），未变 25 项。" in out
 
 
 BAD_FILES: list[tuple[str, bytes, str]] = [
@@ -417,3 +436,66 @@ def test_python_dash_m_bot() -> None:
         [sys.executable, "-m", "bot", "--help"], capture_output=True, text=True, check=False
     )
     assert proc.returncode == 0 and "import" in proc.stdout
+
+
+def test_an_unexpected_error_is_one_line_and_exit_1(
+    imported: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the disk is on fire\nsecond line")
+
+    monkeypatch.setattr("bot.services.plans.current_plan", broken)
+    result = imported("items")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("错误：RuntimeError: the disk is on fire。设置 LOG_LEVEL=DEBUG")
+    assert result.stderr.count("\n") == 1  # one line
+    assert "Traceback" not in result.output
+    monkeypatch.setenv("LOCALE", "en")
+    assert imported("items").stderr.startswith("error: RuntimeError: the disk is on fire.")
+
+
+def test_an_unexpected_error_is_logged_with_its_traceback_at_debug_only(
+    imported: Cli, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr("bot.services.plans.current_plan", broken)
+    caplog.set_level("DEBUG", logger="bot.cli")
+    assert imported("items").exit_code == 1
+    assert not [r for r in caplog.records if r.exc_info]
+    monkeypatch.setenv("LOG_LEVEL", "DEBUG")
+    assert imported("items").exit_code == 1
+    (record,) = [r for r in caplog.records if r.exc_info]
+    assert record.exc_info is not None and str(record.exc_info[1]) == "boom"
+
+
+def test_a_broken_database_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    garbage = tmp_path / "duban.db"
+    garbage.write_bytes(b"this is not a database" * 100)
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{garbage}",
+        "LOCALE": "en",
+        "LOG_LEVEL": "INFO",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "items"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: DatabaseError: file is not a database.")
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    debug = subprocess.run(
+        [sys.executable, "-m", "bot", "items"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+        env={**env, "LOG_LEVEL": "DEBUG"},
+    )
+    assert debug.returncode == 1 and "Traceback" in debug.stderr

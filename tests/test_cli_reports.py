@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
@@ -41,15 +43,15 @@ def test_report_on_behalf_and_history(office: Cli) -> None:
         "contact": "张三",
         "percent": 60,
         "status": "in_progress",
-        "values": {"新增学位": 6500.0},
+        "values": [{"metric": "新增学位", "value": 6500.0, "unit": "个"}],
     }
     office.ok("report", "9", "--as", "张三", "--status", "滞后", "--text", "更正：征地受阻")
     history = office.json("history", "9")
     newest, earlier = history["reports"]
-    assert newest["status"] == "delayed" and newest["percent"] == 60  # the percent carries on
+    assert newest["status"] == "delayed" and newest["values"] == []
     assert earlier["superseded"] and not newest["superseded"]  # a correction keeps the earlier
     assert earlier["source"] == "cli" and earlier["entered_by"] == "赵主任"
-    assert earlier["values"] == "新增学位 6,500"
+    assert earlier["values"] == [{"metric": "新增学位", "value": 6500.0, "unit": "个"}]
     assert "已被更正" in office.ok("history", "9").stdout
 
 
@@ -82,6 +84,85 @@ def test_report_for_unknown_people_and_items(office: Cli) -> None:
         "没有编号为“99”的工作事项"
         in office("report", "99", "--as", "张三", "--percent", "5").stderr
     )
+
+
+def test_report_on_behalf_of_someone_not_assigned_is_refused(office: Cli) -> None:
+    office.ok("contacts", "add", "李四", "--unit", "计财科")
+    before = office.counts()
+    result = office("report", "9", "--as", "李四", "--percent", "60")
+    assert result.exit_code == 2
+    message = result.stderr.strip()
+    assert "第 9 项没有分配给 李四" in message and "该项的责任人是 张三" in message
+    assert "duban report 9 --as 张三 --percent 60" in message  # an example of the right form
+    assert "duban assign 9 李四" in message
+    assert "\n" not in message
+    assert office.counts() == before
+    assert office.json("history")["reports"] == []
+    nobody = office("report", "10", "--as", "张三", "--percent", "60")  # item 10 has no owner
+    assert nobody.exit_code == 2
+    assert "第 10 项还没有分配给任何人，不能代 张三 报送" in nobody.stderr
+    office.monkeypatch.setenv("LOCALE", "en")
+    english = office("report", "9", "--as", "李四", "--percent", "60").stderr
+    assert "Item 9 is not assigned to 李四" in english
+    assert office.json("history")["reports"] == []
+
+
+def test_history_of_the_whole_plan(office: Cli) -> None:
+    office.ok("contacts", "add", "李四", "--unit", "计财科")
+    office.ok("assign", "10", "李四")
+    office.ok(
+        "report", "9", "--as", "张三", "--percent", "40", "--value", "1=6500", "--by", "赵主任"
+    )
+    office.ok("report", "10", "--as", "李四", "--status", "滞后", "--text", "征地受阻")
+    office.ok("report", "9", "--as", "张三", "--percent", "45")  # a correction of the first
+    data = office.json("history")
+    assert data["plan"] == "江门市教育局2023年工作要点"
+    reports = data["reports"]
+    assert [(r["item"], r["contact"]) for r in reports] == [(9, "张三"), (10, "李四"), (9, "张三")]
+    newest, middle, oldest = reports
+    assert set(newest) >= {
+        "item",
+        "contact",
+        "percent",
+        "status",
+        "text",
+        "values",
+        "entered_by",
+        "superseded",
+        "withdrawn",
+        "at",
+    }
+    assert newest["percent"] == 45 and not newest["superseded"] and newest["values"] == []
+    assert middle["status"] == "delayed" and middle["text"] == "征地受阻"
+    assert oldest["superseded"] and not oldest["withdrawn"] and oldest["entered_by"] == "赵主任"
+    assert oldest["values"] == [{"metric": "新增学位", "value": 6500.0, "unit": "个"}]
+    stamps = [datetime.fromisoformat(r["at"]) for r in reports]
+    assert stamps == sorted(stamps, reverse=True)
+    assert all(at.utcoffset() == timedelta(hours=8) for at in stamps)  # TIMEZONE, not UTC
+    table = office.ok("history").stdout
+    assert "征地受阻" in table and "已被更正" in table and "事项" in table
+
+
+def test_history_in_the_plans_time_zone_and_since_a_day(office: Cli) -> None:
+    office.ok("report", "9", "--as", "张三", "--percent", "40")
+    office.monkeypatch.setenv("TIMEZONE", "America/New_York")
+    (report,) = office.json("history")["reports"]
+    at = datetime.fromisoformat(report["at"])
+    assert at.utcoffset() == ZoneInfo("America/New_York").utcoffset(at.replace(tzinfo=None))
+    today = at.date()
+    assert len(office.json("history", "--since", today.isoformat())["reports"]) == 1
+    tomorrow = (today + timedelta(days=1)).isoformat()
+    assert office.json("history", "--since", tomorrow)["reports"] == []
+    assert office.json("history", "9", "--since", tomorrow)["reports"] == []
+
+
+@pytest.mark.parametrize("value", ["2023-13-01", "yesterday", "2023/06/01"])
+def test_history_since_a_bad_date(office: Cli, value: str) -> None:
+    result = office("history", "--since", value)
+    assert result.exit_code == 2
+    message = result.stderr.strip()
+    assert f"日期“{value}”无效" in message and "例如：duban history --since 2023-06-01" in message
+    assert "\n" not in message
 
 
 def test_targets_list_and_additive(office: Cli) -> None:

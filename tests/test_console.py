@@ -83,13 +83,17 @@ async def test_scripted_session_reports_picks_and_undoes(db_url: str, tmp_path: 
     assert "    🟡 10. 推进学前教育普及普惠健康发展" in lines
     assert "10:00 督办 → 张三: 已记录 第9项「持续扩增教育优质资源」" in lines
     assert "10:00 张三 → 督办: 本周推进会 进度50%" in lines
-    which = lines.index("10:00 督办 → 张三: 这条进展是关于哪一项工作？请点选：")
-    assert lines[which + 1 : which + 3] == [
+    which = lines.index(
+        "10:00 督办 → 张三: 这条进展是关于哪一项工作？请点选，或直接回复事项编号"
+        "（您的事项：9、10），例如：9"
+    )
+    assert lines[which + 1 : which + 4] == [
         "    [1] 9. 持续扩增教育优质资源",
         "    [2] 10. 推进学前教育普及普惠健康发展",
+        "    [3] 这不是进展",
     ]
-    assert lines[which + 3] == "10:00 张三 → 督办: 2 → 10. 推进学前教育普及普惠健康发展"
-    assert lines[which + 4] == "10:00 督办 → 张三: 已记录 第10项「推进学前教育普及普惠健康发展」"
+    assert lines[which + 4] == "10:00 张三 → 督办: 2 → 10. 推进学前教育普及普惠健康发展"
+    assert lines[which + 5] == "10:00 督办 → 张三: 已记录 第10项「推进学前教育普及普惠健康发展」"
     assert "    说明：本周推进会" in lines
     assert lines[-1] == (
         "10:00 督办 → 张三: 已撤回您对第 10 项“推进学前教育普及普惠健康发展”的最近一条进展。"

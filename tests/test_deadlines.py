@@ -1,4 +1,4 @@
-"""Dates and deadlines written in Chinese plan text."""
+"""Dates and deadlines written in Chinese plan text, and typed by people for a deadline."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from datetime import date
 
 import pytest
 
-from bot.importer.deadlines import extract_deadline, find_cn_date, parse_cn_date
+from bot.dates import deadline_label, parse_typed_date, read_typed_date
+from bot.i18n import Translator, UserError
+from bot.importer.deadlines import extract_deadline, find_cn_date, parse_cn_date, read_time
 
 
 @pytest.mark.parametrize(
@@ -116,3 +118,117 @@ def test_extract_deadline(text: str, expected: date | None) -> None:
 )
 def test_extract_deadline_without_a_default_year(text: str, expected: date | None) -> None:
     assert extract_deadline(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2023年6月底", date(2023, 6, 30)),
+        ("年底", date(2023, 12, 31)),
+        ("12月", date(2023, 12, 31)),
+        ("6月底前完成验收", None),  # more than a time: not read
+        ("张三", None),
+        ("12", None),
+        ("", None),
+    ],
+)
+def test_read_time_reads_a_text_that_is_only_a_time(text: str, expected: date | None) -> None:
+    assert read_time(text, 2023) == expected
+
+
+# --- dates typed for a deadline (bot/dates.py) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # full days, in every form people write them
+        ("2023-12-31", date(2023, 12, 31)),
+        ("2023/12/31", date(2023, 12, 31)),
+        ("2023.12.31", date(2023, 12, 31)),
+        ("２０２３．１２．３１", date(2023, 12, 31)),
+        ("2023-6-5", date(2023, 6, 5)),
+        ("2023年12月31日", date(2023, 12, 31)),
+        ("2023 年 12 月 31 号", date(2023, 12, 31)),
+        ("二〇二三年十二月三十一日", date(2023, 12, 31)),
+        ("2024-02-29", date(2024, 2, 29)),
+        # a day without a year: in the plan's year
+        ("12月31日", date(2023, 12, 31)),
+        ("3月31号", date(2023, 3, 31)),
+        ("12-31", date(2023, 12, 31)),
+        ("12/31", date(2023, 12, 31)),
+        ("12月31日前", date(2023, 12, 31)),
+        ("明年3月31日", date(2024, 3, 31)),
+        # month ends and parts
+        ("6月底", date(2023, 6, 30)),
+        ("6月末", date(2023, 6, 30)),
+        ("6月底前", date(2023, 6, 30)),
+        ("2月底", date(2023, 2, 28)),
+        ("6月", date(2023, 6, 30)),
+        ("2024年6月", date(2024, 6, 30)),
+        ("6月中旬", date(2023, 6, 20)),
+        ("9月前", date(2023, 8, 31)),  # before September, as in a plan
+        # year ends, halves, quarters
+        ("年底", date(2023, 12, 31)),
+        ("年末", date(2023, 12, 31)),
+        ("年终", date(2023, 12, 31)),
+        ("年底前", date(2023, 12, 31)),
+        ("今年年底", date(2023, 12, 31)),
+        ("2024年底", date(2024, 12, 31)),
+        ("上半年", date(2023, 6, 30)),
+        ("年中", date(2023, 6, 30)),
+        ("下半年", date(2023, 12, 31)),
+        ("一季度", date(2023, 3, 31)),
+        ("第三季度", date(2023, 9, 30)),
+        ("三季度末", date(2023, 9, 30)),
+        # not dates: item numbers and labels, names, words
+        ("12", None),
+        ("2023", None),
+        ("3.2", None),
+        ("12.31", None),
+        ("三.2", None),
+        ("第9项", None),
+        ("张三", None),
+        ("下周五", None),
+        ("", None),
+    ],
+)
+def test_read_typed_date(text: str, expected: date | None) -> None:
+    assert read_typed_date(text, year=2023) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "says"),
+    [
+        ("2023-02-30", "date.bad_day", "日期“2023-02-30”无效：2023 年 2 月没有 30 日"),
+        ("2月29日", "date.bad_day", "2023 年 2 月没有 29 日"),
+        ("12月32日", "date.bad_day", "12 月没有 32 日"),
+        ("2023-13-01", "date.bad_month", "没有 13 月"),
+        ("13月1日", "date.bad_month", "没有 13 月"),
+        ("13/1", "date.bad_month", "没有 13 月"),
+        ("13月底", "date.bad_month", "没有 13 月"),
+        ("0000-01-01", "date.unreadable", "无法识别"),
+    ],
+)
+def test_a_day_that_does_not_exist_says_which_part_is_wrong(text: str, key: str, says: str) -> None:
+    with pytest.raises(UserError) as caught:
+        read_typed_date(text, year=2023)
+    assert caught.value.key == key
+    message = caught.value.render(Translator("zh-CN"))
+    assert says in message and "例如 2023-12-31 或 12月31日" in message
+
+
+@pytest.mark.parametrize("text", ["下周五", "张三", "12.31", "soon", " "])
+def test_parse_typed_date_refuses_what_is_no_date_with_an_example(text: str) -> None:
+    with pytest.raises(UserError) as caught:
+        parse_typed_date(text, year=2023)
+    assert caught.value.key == "date.unreadable"
+    message = caught.value.render(Translator("zh-CN"))
+    assert f"日期“{text.strip()}”无法识别" in message and "例如 2023-12-31 或 12月31日" in message
+    assert "e.g. 2023-12-31 or 12月31日" in caught.value.render(Translator("en"))
+
+
+def test_deadline_label_is_the_date_or_not_set() -> None:
+    assert deadline_label(date(2023, 12, 31), Translator("zh-CN")) == "2023-12-31"
+    assert deadline_label(None, Translator("zh-CN")) == "未设定"
+    assert deadline_label(None, Translator("en")) == "not set"

@@ -196,7 +196,8 @@ def test_item_rows(book: openpyxl.Workbook) -> None:
     assert ws[4][9].value == pytest.approx(1.0)
 
     empty = ws[8]  # item 5: no deadline, no percentage, never updated
-    assert empty[5].value is None and empty[9].value is None and empty[11].value is None
+    assert empty[5].value == "未设定" and empty[5].data_type == "s"  # said, not left blank
+    assert empty[9].value is None and empty[11].value is None
     assert empty[8].value is None
     assert empty[9].border.left.style == "thin"  # empty cells still have their borders
 
@@ -320,6 +321,7 @@ def test_english_locale(tmp_path: Path) -> None:
     ws = book["Ledger"]
     assert _values(ws, 3) == EN_HEADERS
     assert ws["A2"].value == "Generated: 2023-06-05 09:00"
+    assert ws["F8"].value == "not set"  # item 5 has no deadline
     assert [ws.cell(row=row, column=11).value for row in range(4, 9)] == [
         "done",
         "on track",

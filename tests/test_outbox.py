@@ -17,9 +17,13 @@ from bot.channels.console import ConsoleMessenger
 from bot.clock import FakeClock
 from bot.events import Button, SentMessage
 from bot.i18n import Translator
-from bot.models import Contact, Outbox, Role
+from bot.importer.parse import parse_plan_file
+from bot.models import Contact, Outbox, Plan, Role
+from bot.services import assignments, contacts, plans
+from bot.settings import Settings
 from scheduler.calendar import WorkCalendar
 from scheduler.dispatcher import MAX_ATTEMPTS, Dispatcher
+from scheduler.reminders import ask_now
 
 TZ = ZoneInfo("Asia/Shanghai")
 MONDAY_10 = datetime(2023, 6, 5, 10, 0, tzinfo=TZ)
@@ -203,3 +207,41 @@ async def test_console_channel_reaches_unbound_contacts(engine: Engine) -> None:
     )
     assert await dispatcher.deliver_due() == 1
     assert "联络员0000: 消息 0" in stream.getvalue()
+
+
+def _plan_with_people(session: Session, sample_plan: Path) -> tuple[Plan, Contact, Contact]:
+    plan = plans.import_plan(session, parse_plan_file(sample_plan), source_file=None, actor="t")
+    zhang = contacts.add_contact(
+        session, name="张敏", unit="基础教育科", role=Role.official, actor="t"
+    )
+    li = contacts.add_contact(session, name="李四", unit="人事科", role=Role.official, actor="t")
+    return plan.plan, zhang, li
+
+
+def test_assign_after_unassign_queues_a_fresh_notice(session: Session, sample_plan: Path) -> None:
+    """SQLite reuses the largest row id after a delete: no notice key may be built from one."""
+    plan, zhang, li = _plan_with_people(session, sample_plan)
+    item13 = plans.find_item(session, plan, "13")
+    assignments.assign(session, item=item13, contact=zhang, actor="t")
+    session.commit()
+    assignments.unassign(session, item=item13, contact=zhang, actor="t")
+    session.commit()
+    assignments.assign(session, item=plans.find_item(session, plan, "9"), contact=li, actor="t")
+    session.commit()
+    assignments.assign(session, item=item13, contact=zhang, actor="t")  # re-assign after unassign
+    session.commit()
+    notices = session.exec(select(Outbox).where(Outbox.kind == "notice")).all()
+    assert len(notices) == 3  # each new assignment is told, once
+    assert len({n.dedupe_key for n in notices}) == 3
+
+
+def test_asking_now_twice_in_one_second_asks_twice(session: Session, sample_plan: Path) -> None:
+    plan, zhang, _ = _plan_with_people(session, sample_plan)
+    assignments.assign(session, item=plans.find_item(session, plan, "9"), contact=zhang, actor="t")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    now = MONDAY_10.astimezone(ZoneInfo("UTC"))
+    for _ in range(2):
+        ask_now(session, plan, now=now, settings=settings, item=None, actor="t")
+        session.commit()
+    asks = session.exec(select(Outbox).where(Outbox.kind == "ask")).all()
+    assert len(asks) == 2 and len({a.dedupe_key for a in asks}) == 2

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import math
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.services.progress import StatusRules, expected_percent, judge, project, target_share
+from bot.services.progress import (
+    StatusRules,
+    expected_percent,
+    judge,
+    project,
+    projection,
+    round_to_unit,
+    target_share,
+)
 
 START = date(2023, 3, 15)
 RULES = StatusRules()
@@ -138,3 +148,55 @@ def test_projection_carries_the_pace_on() -> None:
     end = datetime(2023, 12, 30, tzinfo=UTC)  # 182 days on
     assert project((t0, 4000), (t1, 6000), end) == pytest.approx(10000, rel=0.01)
     assert project((t1, 4000), (t1, 6000), end) is None
+
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+DEADLINE = datetime(2023, 12, 30, tzinfo=UTC)
+
+
+def _pace(
+    v0: float, v1: float, *, t0: datetime, t1: datetime, goal: float = 10000, unit: str = "个"
+) -> float | None:
+    return projection((t0, v0), (t1, v1), DEADLINE, goal=goal, unit=unit, tz=SHANGHAI)
+
+
+def test_a_projection_is_rounded_to_the_unit() -> None:
+    t0, t1 = datetime(2023, 4, 1, tzinfo=UTC), datetime(2023, 7, 1, tzinfo=UTC)
+    places = _pace(4000, 6000, t0=t0, t1=t1)
+    assert places == 10000 and isinstance(places, float) and places.is_integer()
+    # 40% to 43.31% in 91 days, 182 days on: 49.93 (rounded to one decimal)
+    assert _pace(40.0, 43.31, t0=t0, t1=t1, goal=50, unit="%") == 49.9
+    # other measures keep the decimals of the target itself (at most two)
+    assert round_to_unit(1234.5678, "万元", 1.5) == 1234.6
+    assert round_to_unit(1234.5678, "", 2) == 1235
+    assert round_to_unit(0.123456, "亿元", 0.125) == 0.12
+    assert round_to_unit(7.46, "个百分点", 0.5) == 7.5
+
+
+def test_no_projection_from_values_of_one_day() -> None:
+    # 23:00 and 01:00 next day in UTC are the same morning in Shanghai
+    t0 = datetime(2023, 6, 7, 17, 0, tzinfo=UTC)  # 01:00 on 8 June in Shanghai
+    assert _pace(100, 9000, t0=t0, t1=t0 + timedelta(minutes=30)) is None
+    assert _pace(100, 9000, t0=t0, t1=t0 + timedelta(hours=15)) is None  # 16:00 on 8 June
+    # 23:30 and 00:10 are two days in Shanghai (and the pace that makes is then absurd)
+    late = datetime(2023, 6, 8, 15, 30, tzinfo=UTC)
+    assert _pace(100, 150, t0=late, t1=late + timedelta(minutes=40), goal=1e9) is not None
+
+
+@pytest.mark.parametrize(
+    ("v0", "v1", "why"),
+    [
+        (9000, 100, "negative: the value fell fast"),
+        (0, 9000, "more than ten times the target"),
+        (0, math.inf, "not finite"),
+    ],
+)
+def test_an_absurd_projection_is_left_out(v0: float, v1: float, why: str) -> None:
+    t0, t1 = datetime(2023, 6, 1, tzinfo=UTC), datetime(2023, 6, 8, tzinfo=UTC)
+    assert project((t0, v0), (t1, v1), DEADLINE) is not None, why  # the raw pace exists
+    assert _pace(v0, v1, t0=t0, t1=t1) is None, why
+
+
+def test_no_projection_once_the_deadline_has_passed() -> None:
+    t0, t1 = datetime(2023, 6, 1, tzinfo=UTC), datetime(2024, 1, 8, tzinfo=UTC)
+    assert _pace(1000, 2000, t0=t0, t1=t1) is None

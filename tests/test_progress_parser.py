@@ -88,7 +88,8 @@ CASES: list[tuple[str, bool, str | None, int | None, ReportStatus | None, str]] 
     ("9 尚未启动，计划下月开工", False, "9", None, NOT_STARTED, "计划下月开工"),
     ("9 未开始", False, "9", None, NOT_STARTED, ""),
     ("9 主体完工，整体进度滞后", False, "9", None, DELAYED, "主体完工，整体进度滞后"),
-    ("9 60% 已完成", False, "9", 60, DONE, ""),
+    # "60% 已完成" is 60% of the work done, not the item done
+    ("9 60% 已完成", False, "9", 60, None, ""),
     # no item reference: the caller uses the reply link or the single open item
     ("6500个学位已建成", False, None, None, None, "6500个学位已建成"),
     ("2023年6月30日前完成主体工程", False, None, None, None, "2023年6月30日前完成主体工程"),

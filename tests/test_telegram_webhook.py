@@ -78,13 +78,26 @@ async def test_update_through_the_webhook_is_handled_once(
 ) -> None:
     first = await _post(hooked, _update(11, "9 60% 主体完工"), {SECRET_HEADER: SECRET})
     assert first.status_code == 200
+    # the 200 says "stored"; the answer follows from the inbox
+    assert hooked.scalar("SELECT count(*) FROM inbox") == 1
+    await _replies(server, ZHANG, 1)
     assert "已记录 第9项" in server.messages_to(ZHANG)[-1].plain_text
     # Telegram delivers again (it did not see our answer): no second report, no second reply.
     again = await _post(hooked, _update(11, "9 60% 主体完工"), {SECRET_HEADER: SECRET})
     assert again.status_code == 200
+    await asyncio.sleep(0.2)
     assert len(hooked.reports()) == 1
     assert len(server.messages_to(ZHANG)) == 1
-    assert hooked.scalar("SELECT count(*) FROM processed_update") == 1
+    assert hooked.scalar("SELECT count(*) FROM inbox") == 1
+
+
+async def _replies(server: FakeTelegram, chat: int, count: int) -> None:
+    """Wait (up to 5 s) until the fake server holds `count` messages to a chat."""
+    for _ in range(500):
+        if len(server.messages_to(chat)) >= count:
+            return
+        await asyncio.sleep(0.01)
+    raise TimeoutError(f"{count} replies to {chat} did not arrive")
 
 
 async def test_a_body_that_is_not_an_update(hooked: Dialog) -> None:

@@ -3,11 +3,17 @@
 Updates become the core's IncomingMessage at the edge. Long polling by default; webhook mode
 when TELEGRAM_WEBHOOK_URL is set, served by the web app under /telegram/webhook with the
 secret header checked in constant time before the body is read.
+
+Every update is stored in the inbox before Telegram is told we have it: Duban drives
+getUpdates itself and moves the offset (which confirms updates to Telegram) only past
+updates that are stored; the webhook answers 200 only once the update is stored. Handling
+reads them from PTB's update queue; on start, what is stored and not handled goes first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -33,7 +39,7 @@ from telegram import (
     Update,
 )
 from telegram.constants import ParseMode
-from telegram.error import EndPointNotFound, InvalidToken, TelegramError
+from telegram.error import EndPointNotFound, InvalidToken, RetryAfter, TelegramError
 from telegram.ext import (
     AIORateLimiter,
     Application,
@@ -48,6 +54,7 @@ from bot.channels.aiohttp_request import AiohttpRequest
 from bot.chat import ChatCore
 from bot.events import Button, EventKind, IncomingMessage, SentMessage, split_text
 from bot.i18n import Translator
+from bot.inbox import Received
 from bot.models import Contact, Role
 from bot.ordering import ChatLocks
 from bot.router import Router
@@ -267,12 +274,12 @@ class TelegramChannel:
             builder = builder.concurrent_updates(
                 PerChatUpdateProcessor(settings.telegram_concurrent_updates)
             )
-        if self.webhook:
-            builder = builder.updater(None)
+        builder = builder.updater(None)  # Duban fetches updates itself (see _poll)
         self.application = builder.build()
         self.application.add_handler(TypeHandler(Update, self._on_update))
         self.application.add_error_handler(self._on_error)
         self.messenger = TelegramMessenger(self.application)
+        self._poller: asyncio.Task[None] | None = None
 
     def _with_transport(self, builder: Any) -> Any:
         """The HTTP client for the Bot API: aiohttp by default, PTB's httpx on request."""
@@ -328,11 +335,13 @@ class TelegramChannel:
                 log.warning("setMyCommands for a chat failed: %s", exc)
 
     async def start(self) -> None:
-        """Connect, set the command menu, and start polling or register the webhook."""
+        """Connect, set the command menu, hand over what is stored and not handled, then
+        start polling or register the webhook."""
         app = self.application
         await app.initialize()
         await self._set_commands()
         await app.start()
+        await self._recover()
         if self.webhook:
             secret = self.settings.telegram_webhook_secret
             assert secret is not None
@@ -343,20 +352,64 @@ class TelegramChannel:
             )
             log.info("Telegram webhook registered")
         else:
-            assert app.updater is not None
             await app.bot.delete_webhook()
-            await app.updater.start_polling(
-                allowed_updates=ALLOWED_UPDATES,
-                poll_interval=0.0,
-                timeout=self.settings.telegram_poll_timeout,
-            )
+            self._poller = asyncio.create_task(self._poll(), name="telegram-poll")
             log.info("Telegram long polling started")
+
+    async def _recover(self) -> None:
+        """Queue the updates stored before a stop or a crash and not handled yet, in order."""
+        entries = await asyncio.to_thread(self.core.pending, PLATFORM)
+        for entry in entries:
+            try:
+                update = Update.de_json(json.loads(entry.payload), self.application.bot)
+            except (ValueError, TypeError, KeyError):
+                log.warning("stored Telegram update %s cannot be read; skipped", entry.update_key)
+                continue
+            await self.application.update_queue.put(update)
+        if entries:
+            log.info("Telegram: %d stored updates handed over after a restart", len(entries))
+
+    async def _poll(self) -> None:
+        """Fetch updates, store them, and only then let the offset confirm them to Telegram."""
+        bot = self.application.bot
+        offset = 0
+        pause = 1.0
+        while True:
+            try:
+                updates = await bot.get_updates(
+                    offset=offset,
+                    timeout=self.settings.telegram_poll_timeout,
+                    allowed_updates=ALLOWED_UPDATES,
+                )
+                if updates:
+                    received = [_received(update) for update in updates]
+                    fresh = await self.core.store(PLATFORM, received)
+                    # stored: the next getUpdates may confirm them
+                    offset = updates[-1].update_id + 1
+                    for update, new in zip(updates, fresh, strict=True):
+                        if new:
+                            await self.application.update_queue.put(update)
+                pause = 1.0
+            except asyncio.CancelledError:
+                raise
+            except InvalidToken:
+                log.error("Telegram rejected the bot token; polling stopped")
+                return
+            except RetryAfter as exc:
+                await asyncio.sleep(_seconds(exc.retry_after))
+            except Exception as exc:  # network, server or database trouble: back off, retry
+                log.warning("Telegram polling: %s; retrying in %.0f s", type(exc).__name__, pause)
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 30.0)
 
     async def stop(self) -> None:
         """Stop fetching, finish the updates in flight, and close the connections."""
         app = self.application
-        if app.updater is not None and app.updater.running:
-            await app.updater.stop()
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+            self._poller = None
         if app.running:
             await app.stop()
         await app.shutdown()
@@ -384,11 +437,34 @@ class TelegramChannel:
             return Response(status_code=413)
         try:
             data = json.loads(body)
+            if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+                raise ValueError("not an update object")
             update = Update.de_json(data, self.application.bot)
-        except (ValueError, TypeError, KeyError):
+        except (ValueError, TypeError, KeyError, AttributeError):
             log.warning("Telegram webhook body is not an update")
             return Response(status_code=400)
-        # Processed before answering: a crash before the answer makes Telegram send it again,
-        # and the core's dedupe makes the second delivery harmless.
-        await self.application.process_update(update)
+        # Stored before the answer: a crash after it loses nothing, a crash before it makes
+        # Telegram send the update again, and the inbox keeps it once.
+        try:
+            (new,) = await self.core.store(PLATFORM, [_received(update)])
+        except Exception as exc:
+            log.warning("Telegram webhook: storing the update failed (%s)", type(exc).__name__)
+            return Response(status_code=503)
+        if new:
+            await self.application.update_queue.put(update)
         return Response(status_code=200)
+
+
+def _received(update: Update) -> Received:
+    """An update as the inbox stores it."""
+    chat = update.effective_chat
+    return Received(
+        update_key=str(update.update_id),
+        chat_key=str(chat.id) if chat is not None else "",
+        payload=json.dumps(update.to_dict(), ensure_ascii=False),
+    )
+
+
+def _seconds(value: Any) -> float:
+    """A retry_after as seconds (PTB gives a timedelta or a number)."""
+    return float(value.total_seconds()) if hasattr(value, "total_seconds") else float(value)

@@ -42,6 +42,7 @@ from wechatpy.exceptions import WeChatClientException
 
 from bot.chat import ChatCore
 from bot.events import Button, EventKind, IncomingMessage, SentMessage, split_text, utf8_size
+from bot.inbox import Received
 from bot.ordering import ChatLocks
 from bot.settings import Settings
 
@@ -363,10 +364,20 @@ class WeComChannel:
         # Few messages in work at once: the rest wait cheaply, and answering callbacks stays
         # fast under a burst (the work competes with the event loop for the interpreter).
         self._working = asyncio.Semaphore(WORKERS)
-        self._accepting = True
+        self._accepting = False  # until start() has handed over what was stored before
 
     async def start(self) -> None:
-        """Nothing to connect: WeCom calls us."""
+        """Hand over what was stored and not handled (in order), then take callbacks."""
+        entries = await asyncio.to_thread(self.core.pending, PLATFORM)
+        for entry in entries:
+            try:
+                event = to_event(entry.payload)
+            except CallbackRejected:
+                event = None
+            if event is not None:
+                self._spawn(event)
+        if entries:
+            log.info("WeCom: %d stored messages handed over after a restart", len(entries))
         self._accepting = True
         log.info("WeCom callback ready at /wecom/callback")
 
@@ -393,11 +404,26 @@ class WeComChannel:
         except CallbackRejected as exc:
             log.warning("WeCom callback refused (%s): %s", exc.status, exc.reason)
             return Response(status_code=exc.status)
-        if event is not None and self._accepting:
-            task = asyncio.create_task(self._handle(event))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if event is None:
+            return Response(status_code=200)  # nothing for the bot (subscribe, location ...)
+        if not self._accepting:
+            return Response(status_code=503)  # stopping: WeCom sends it again later
+        # Stored before the 200: what WeCom was told we have survives a crash.
+        received = Received(event.update_id, event.chat_id, xml)
+        try:
+            (new,) = await self.core.store(PLATFORM, [received])
+        except Exception as exc:
+            log.warning("WeCom callback: storing the message failed (%s)", type(exc).__name__)
+            return Response(status_code=503)
+        if new:
+            self._spawn(event)
         return Response(status_code=200)
+
+    def _spawn(self, event: IncomingMessage) -> None:
+        """Handle an event in a tracked background task (per user in order)."""
+        task = asyncio.create_task(self._handle(event))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     async def _handle(self, event: IncomingMessage) -> None:
         async with self._users.hold(event.chat_id), self._working:

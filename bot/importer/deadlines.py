@@ -3,7 +3,9 @@
 ``parse_cn_date`` reads one calendar date: ``2023年3月15日``, ``二〇二三年三月十五日``,
 ``2023.3.15``, ``2023-03-15``, ``2023/3/15``.
 
-``extract_deadline`` finds the deadlines an item states and returns the latest one.
+``extract_deadline`` finds the deadlines an item states and returns the latest one;
+``read_time`` reads a text that is nothing but a time expression (a table cell, a deadline
+a person typed: ``bot/dates.py`` builds on it).
 Every expression below may carry a year (``2023年``, ``二〇二三年``), a relative year
 (``今年``/``本年``/``当年`` = the default year, ``明年``/``次年`` = the year after); without
 one the default year (the plan's year) is used, and without a default year the
@@ -215,6 +217,17 @@ def _scan(text: str, default_year: int | None, *, lenient: bool) -> list[date]:
             if year is not None:
                 found.append(date(year, 12, 31))
     return found
+
+
+def read_time(text: str, default_year: int | None = None) -> date | None:
+    """Return the deadline a text stands for when it is nothing but a time expression (a
+    table cell, a deadline typed in chat): 2023年6月 -> 2023-06-30, 年底 -> December 31 of
+    the default year; None when the text holds anything else or no time at all."""
+    stripped = text.strip()
+    if not stripped or not _TIME_ONLY.fullmatch(stripped):
+        return None
+    found = _scan(stripped, default_year, lenient=True)
+    return max(found) if found else None
 
 
 def extract_deadline(text: str, default_year: int | None = None) -> date | None:

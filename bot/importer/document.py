@@ -101,7 +101,7 @@ _SECTION_KINDS = {PART, CN_DUN, CN_PAREN}
 _SUBPOINT_KINDS = {AR_PAREN, AR_RPAREN, CIRCLED}
 
 _CN = r"[一二三四五六七八九十]{1,3}"
-_AR = r"[0-9０-９]{1,3}"
+_AR = r"[0-9０-９]{1,5}"
 _HEADINGS: list[tuple[int, re.Pattern[str]]] = [
     (PART, re.compile(rf"^第\s*(?P<n>{_CN}|{_AR})\s*(?:部分|篇|章)[\s:：、.．]*(?P<rest>.*)$")),
     (CN_PAREN, re.compile(rf"^[（(]\s*(?P<n>{_CN})\s*[）)]\s*[、.．]?\s*(?P<rest>.*)$")),

@@ -14,7 +14,7 @@ import string
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bot.cn_numbers import NUMBER_PATTERN, parse_number
+from bot.cn_numbers import NUMBER_PATTERN, fold_width, parse_number
 from bot.importer.model import ParsedTarget
 from bot.units import UNITS
 
@@ -137,11 +137,6 @@ _METRIC_TAIL_RE = re.compile(
 )
 _NOUN_CUT_RE = re.compile(r"并|以及|用于|进行|开展|给予|作为|参加|等(?:工作|任务)|[、)）(（]")
 
-# Map full-width ASCII forms to ASCII one character for one, so offsets stay valid.
-_FULLWIDTH = str.maketrans(
-    {chr(c): chr(c - 0xFEE0) for c in range(0xFF01, 0xFF5F)} | {"\u3000": " "}
-)
-
 
 @dataclass
 class _Quantity:
@@ -256,7 +251,7 @@ def extract_targets(text: str) -> list[ParsedTarget]:
       the same sentence.
     """
     original = _join_wrapped_lines(text)
-    norm = original.translate(_FULLWIDTH)
+    norm = fold_width(original)
     targets: list[ParsedTarget] = []
     last_end = 0
     last_verb: str | None = None  # the verb that asked for the previous count, for lists

@@ -13,7 +13,7 @@ from bot.i18n import UserError
 from bot.models import Assignment, AssignmentRole, Contact, Plan, Role, WorkItem, utcnow
 from bot.services import audit
 from bot.services.contacts import add_contact
-from bot.services.notices import queue_notice
+from bot.services.notices import fresh_key, queue_notice
 from bot.services.plans import find_item, live_items
 
 CSV_COLUMNS = ("item", "contact", "unit", "role", "deadline")
@@ -39,7 +39,8 @@ def assign(
 ) -> tuple[Assignment, bool]:
     """Assign an item to a contact (or update the assignment); returns it and whether it is new.
 
-    A new assignment queues a notice to the assignee in the same transaction.
+    A new assignment queues a notice to the assignee in the same transaction, under a fresh
+    key: an unassigned assignment's row id comes back on SQLite, so it cannot be the key.
     """
     existing = session.exec(
         select(Assignment).where(Assignment.item_id == item.id, Assignment.contact_id == contact.id)
@@ -59,7 +60,7 @@ def assign(
             session,
             contact,
             "assign.notice",
-            key=f"assign:{existing.id}",
+            key=fresh_key("assign", item.id, contact.id),
             now=now or utcnow(),
             item_id=item.id,
             item=item.number,
@@ -82,6 +83,42 @@ def due_text(item: WorkItem, assignment: Assignment) -> str:
     """The deadline that applies to an assignment, as text ("-" when none)."""
     deadline = assignment.deadline or item.deadline or item.suggested_deadline
     return deadline.isoformat() if deadline else "-"
+
+
+def set_deadline(
+    session: Session,
+    *,
+    item: WorkItem,
+    deadline: date,
+    actor: str,
+    now: datetime | None = None,
+) -> list[Contact]:
+    """Set an item's deadline and tell each of its owners (through the outbox); returns them."""
+    assert item.id is not None
+    old = item.deadline
+    item.deadline = deadline
+    audit.record(
+        session,
+        actor=actor,
+        action="deadline",
+        item=item.number,
+        old=old.isoformat() if old else None,
+        new=deadline.isoformat(),
+    )
+    owners = [person for person, _ in assignees(session, [item.id])[item.id]]
+    for person in owners:
+        queue_notice(
+            session,
+            person,
+            "deadline.notice",
+            key=fresh_key("deadline-set", item.id, person.id),
+            now=now or utcnow(),
+            item_id=item.id,
+            item=item.number,
+            title=item.title,
+            deadline=deadline.isoformat(),
+        )
+    return owners
 
 
 def assign_unit(

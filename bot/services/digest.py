@@ -3,6 +3,10 @@
 `build_digest` reads the plan in a fixed number of queries (two reads of every item's state,
 at the start of the week and now, plus the week's reports), so its cost does not grow in
 queries with the number of items or reports.
+
+The digest agrees with itself: each count it gives is the length of the list it sums up, the
+week's reports are the standing ones (a corrected or withdrawn report is not news), and whoever
+made one this week (滞后 with a reason included) is not listed as not having reported.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from sqlmodel import Session, col
 from bot.i18n import Translator, UserError
 from bot.models import Contact, Plan, Report, Role, WorkItem
 from bot.reporting import STATUSES, SectionProgress
-from bot.services.items import ItemView, TargetState, item_views
+from bot.services.items import ItemView, TargetState, item_views, standing
 from bot.services.progress import StatusRules
 
 SEVERITY = {"red": 0, "amber": 1, "none": 2, "green": 3, "done": 4}
@@ -34,7 +38,8 @@ class WeekReport:
     percent: int | None
     status: str | None
     text: str
-    at: datetime
+    at: datetime  # in the plan's time zone
+    contact_id: int = 0
 
 
 @dataclass(frozen=True)
@@ -103,8 +108,9 @@ def parse_week(text: str) -> tuple[int, int]:
 
 
 def _week_reports(
-    session: Session, plan: Plan, start: datetime, as_of: datetime
+    session: Session, plan: Plan, start: datetime, as_of: datetime, tz: ZoneInfo
 ) -> list[WeekReport]:
+    """The standing reports made from start to as_of (a correction replaces what it corrects)."""
     rows = session.execute(
         sa.select(
             col(WorkItem.number),
@@ -114,20 +120,20 @@ def _week_reports(
             col(Report.status),
             col(Report.text),
             col(Report.created_at),
+            col(Report.contact_id),
         )
         .join(WorkItem, col(WorkItem.id) == Report.item_id)
         .join(Contact, col(Contact.id) == Report.contact_id)
         .where(
             col(WorkItem.plan_id) == plan.id,
             col(Report.created_at) >= start,
-            col(Report.created_at) <= as_of,
-            col(Report.withdrawn_at).is_(None),
+            standing(as_of),
         )
-        .order_by(col(Report.created_at))
+        .order_by(col(Report.created_at), col(Report.id))
     )
     return [
-        WeekReport(n, title, who, pct, getattr(st, "value", st), text, at)
-        for n, title, who, pct, st, text, at in rows
+        WeekReport(n, title, who, pct, getattr(st, "value", st), text, at.astimezone(tz), cid)
+        for n, title, who, pct, st, text, at, cid in rows
     ]
 
 
@@ -175,15 +181,15 @@ def build_digest(
     counts = dict.fromkeys(STATUSES, 0)
     for view in views:
         counts[view.status] += 1
-    reports = _week_reports(session, plan, week_start, as_of)
-    reporters = {r.contact for r in reports}
+    reports = _week_reports(session, plan, week_start, as_of, tz)
+    reporters = {r.contact_id for r in reports}  # reports entered for someone count as theirs
     missing = sorted(
         {
             contact.name
             for view in views
             if view.status != "done"
             for contact, _ in view.people
-            if contact.role == Role.official and contact.name not in reporters
+            if contact.role == Role.official and contact.id not in reporters
         }
     )
     changes = [

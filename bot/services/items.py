@@ -3,6 +3,11 @@
 `item_views` loads the items with their section, owners, targets, the latest report as of a
 moment and the targets' current values, then applies the status rule. The number of queries
 does not grow with the number of items or reports (the digest relies on that).
+
+One rule says which reports count (`standing`: not withdrawn, not superseded by a correction)
+and what an item's latest figure is (`newest_report(..., with_percent=True)`: the percent of
+its newest standing report that has one, whoever gave it). The digest, /status, /my, the
+ledger, `duban items` and the chat's confirmation all read the figure through it.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
 from bot.models import (
@@ -29,7 +35,7 @@ from bot.models import (
     WorkItem,
 )
 from bot.services.plans import live_items
-from bot.services.progress import StatusRules, Verdict, judge, project, target_share
+from bot.services.progress import StatusRules, Verdict, judge, projection, target_share
 
 
 class Owner(NamedTuple):
@@ -100,6 +106,7 @@ class ReportRow(NamedTuple):
     status: str | None
     text: str
     created_at: datetime
+    contact: str = ""  # the name of the person the report is for
 
 
 @dataclass
@@ -122,8 +129,10 @@ class ItemView:
     section: Section
     targets: list[TargetState]
     people: list[tuple[Owner, Duty]] = field(default_factory=list)
-    latest: ReportRow | None = None
+    latest: ReportRow | None = None  # the newest standing report
+    figure: ReportRow | None = None  # the newest standing report with a percent
     verdict: Verdict = field(default_factory=lambda: Verdict("none", None, None))
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))  # the plan's time zone
 
     @property
     def deadline(self) -> date | None:
@@ -137,8 +146,12 @@ class ItemView:
 
     @property
     def percent(self) -> int | None:
-        """The latest reported percent, or None."""
-        return self.latest.percent if self.latest else None
+        """The item's latest figure: the newest percent anyone gave on it, or None."""
+        return self.figure.percent if self.figure else None
+
+    def local(self, moment: datetime) -> datetime:
+        """A moment in the plan's time zone (what people are shown)."""
+        return moment.astimezone(self.tz)
 
     @property
     def status(self) -> str:
@@ -160,30 +173,63 @@ def plan_start(plan: Plan) -> date:
     return date(plan.created_at.year, 1, 1)
 
 
-def _standing(as_of: datetime) -> Any:
-    """Reports that exist and were not taken back at `as_of`."""
+def standing(as_of: datetime | None = None) -> Any:
+    """Reports that count: not withdrawn and not superseded by a correction (as of a moment,
+    when given: made by then, and not withdrawn or corrected by then)."""
+    if as_of is None:
+        return sa.and_(col(Report.withdrawn_at).is_(None), col(Report.superseded_by_id).is_(None))
+    correction = aliased(Report)
+    corrected = (
+        sa.select(col(correction.id))
+        .where(
+            col(correction.id) == col(Report.superseded_by_id),
+            col(correction.created_at) <= as_of,
+        )
+        .exists()
+    )
     return sa.and_(
         col(Report.created_at) <= as_of,
         sa.or_(col(Report.withdrawn_at).is_(None), col(Report.withdrawn_at) > as_of),
+        sa.or_(col(Report.superseded_by_id).is_(None), ~corrected),
     )
 
 
-def latest_reports(session: Session, plan: Plan, as_of: datetime) -> dict[int, ReportRow]:
-    """The newest standing report of each item as of a moment (one query).
+def newest_report(
+    item_id: Any, *, as_of: datetime | None = None, with_percent: bool = False
+) -> Any:
+    """The id of an item's newest standing report; with_percent: of the newest one that has a
+    percent, whose percent is the item's latest figure (a Select, LIMIT 1).
 
-    Each item's newest report is found through the (item_id, created_at) index with a
-    correlated LIMIT 1, which stays fast with many reports per item (a window over every
-    report of the plan did not).
+    `item_id` is a value, a bind parameter or a column to correlate with.
     """
-    newest = (
-        sa.select(col(Report.id))
-        .where(col(Report.item_id) == col(WorkItem.id), _standing(as_of))
-        .order_by(col(Report.created_at).desc(), col(Report.id).desc())
-        .limit(1)
-        .correlate(WorkItem)
-        .scalar_subquery()
+    query = sa.select(col(Report.id)).where(col(Report.item_id) == item_id, standing(as_of))
+    if with_percent:
+        query = query.where(col(Report.percent).is_not(None))
+    return query.order_by(col(Report.created_at).desc(), col(Report.id).desc()).limit(1)
+
+
+def latest_reports(
+    session: Session, plan: Plan, as_of: datetime
+) -> tuple[dict[int, ReportRow], dict[int, ReportRow]]:
+    """Per item as of a moment: its newest standing report, and its figure (its newest standing
+    report with a percent), in one query.
+
+    Each item's reports are found through the (item_id, created_at) index with a correlated
+    LIMIT 1, which stays fast with many reports per item (a window over every report of the
+    plan did not).
+    """
+    ids = sa.union(
+        *(
+            sa.select(
+                newest_report(col(WorkItem.id), as_of=as_of, with_percent=with_percent)
+                .correlate(WorkItem)
+                .scalar_subquery()
+            )
+            .select_from(WorkItem)
+            .where(col(WorkItem.plan_id) == plan.id)
+            for with_percent in (False, True)
+        )
     )
-    ids = sa.select(newest).select_from(WorkItem).where(col(WorkItem.plan_id) == plan.id)
     rows = session.execute(
         sa.select(
             col(Report.id),
@@ -193,18 +239,34 @@ def latest_reports(session: Session, plan: Plan, as_of: datetime) -> dict[int, R
             col(Report.status),
             col(Report.text),
             col(Report.created_at),
-        ).where(col(Report.id).in_(ids))
+            col(Contact.name),
+        )
+        .join(Contact, col(Contact.id) == Report.contact_id)
+        .where(col(Report.id).in_(ids))
     )
-    out: dict[int, ReportRow] = {}
+    latest: dict[int, ReportRow] = {}
+    figure: dict[int, ReportRow] = {}
     for row in rows:
         status = row.status.value if hasattr(row.status, "value") else row.status
         created = row.created_at
         if created.tzinfo is None:
             created = created.replace(tzinfo=UTC)
-        out[row.item_id] = ReportRow(
-            row.id, row.item_id, row.contact_id, row.percent, status, row.text, created
+        report = ReportRow(
+            row.id, row.item_id, row.contact_id, row.percent, status, row.text, created, row.name
         )
-    return out
+        # At most two rows per item: the newest, and the newest with a percent (often the same).
+        key = (created, report.id)
+        if report.item_id not in latest or key > _order(latest[report.item_id]):
+            latest[report.item_id] = report
+        if report.percent is not None and (
+            report.item_id not in figure or key > _order(figure[report.item_id])
+        ):
+            figure[report.item_id] = report
+    return latest, figure
+
+
+def _order(report: ReportRow) -> tuple[datetime, int]:
+    return report.created_at, report.id
 
 
 def _target_values(
@@ -235,7 +297,7 @@ def _target_values(
         .join(TargetValue, col(TargetValue.target_id) == Target.id)
         .join(Report, col(Report.id) == TargetValue.report_id)
         .join(WorkItem, col(WorkItem.id) == Target.item_id)
-        .where(col(WorkItem.plan_id) == plan.id, _standing(as_of))
+        .where(col(WorkItem.plan_id) == plan.id, standing(as_of))
         .subquery()
     )
     rows = session.execute(sa.select(base).where(sa.or_(base.c.latest == 1, base.c.first == 1)))
@@ -255,6 +317,7 @@ def _target_state(
     latest: dict[int, tuple[datetime, float]],
     first: tuple[datetime, float, int] | None,
     deadline: datetime,
+    tz: ZoneInfo,
 ) -> TargetState:
     state = TargetState(target=target, reporters=len(latest), reports=first[2] if first else 0)
     if not latest:
@@ -266,7 +329,15 @@ def _target_state(
         state.value = max(latest.values())[1]  # the newest report's value
     state.share = target_share(target.comparator, target.value, state.value)
     if first is not None and state.reports >= 2:
-        state.projection = project((first[0], first[1]), (newest_at, state.value), deadline)
+        # The first value is where the (summed) value stood when reporting began.
+        state.projection = projection(
+            (first[0], first[1]),
+            (newest_at, state.value),
+            deadline,
+            goal=target.value,
+            unit=target.unit,
+            tz=tz,
+        )
     return state
 
 
@@ -279,7 +350,8 @@ def item_views(
     rules: StatusRules | None = None,
     as_of: datetime | None = None,
 ) -> list[ItemView]:
-    """Every live item of the plan with section, owners, targets, latest report and status."""
+    """Every live item of the plan with section, owners, targets, latest report, latest figure
+    and status."""
     rules = rules or StatusRules()
     as_of = as_of or now
     items = live_items(session, plan)
@@ -293,7 +365,7 @@ def item_views(
     ):
         targets[t.item_id].append(t)
     people = owners(session, plan)
-    latest = latest_reports(session, plan, as_of)
+    latest, figures = latest_reports(session, plan, as_of)
     values, firsts = _target_values(session, plan, as_of)
     start = plan_start(plan)
     today = as_of.astimezone(tz).date()
@@ -306,16 +378,18 @@ def item_views(
             targets=[],
             people=people.get(item.id, []),
             latest=latest.get(item.id),
+            figure=figures.get(item.id),
+            tz=tz,
         )
         deadline = view.deadline or date(start.year, 12, 31)
         end = datetime.combine(deadline, datetime.max.time(), tzinfo=tz)
         view.targets = [
-            _target_state(t, values.get(t.id or 0, {}), firsts.get(t.id or 0), end)
+            _target_state(t, values.get(t.id or 0, {}), firsts.get(t.id or 0), end, tz)
             for t in targets[item.id]
         ]
         report = view.latest
         view.verdict = judge(
-            percent=report.percent if report else None,
+            percent=view.percent,
             reported_status=report.status if report else None,
             last_report_at=report.created_at if report else None,
             start=start,

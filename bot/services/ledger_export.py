@@ -11,7 +11,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
 from bot.models import Contact, Plan, Report, Target, TargetValue, WorkItem
-from bot.reporting import HistoryRow, LedgerRow
+from bot.reporting import HistoryRow, LedgerRow, Reading
 from bot.services.items import ItemView, item_views
 from bot.services.progress import StatusRules
 from bot.settings import Settings
@@ -72,14 +72,17 @@ def history_rows(session: Session, plan: Plan) -> list[HistoryRow]:
         .where(col(WorkItem.plan_id) == plan.id)
         .order_by(col(Report.created_at).desc(), col(Report.id).desc())
     ).all()
-    values: dict[int, list[str]] = defaultdict(list)
-    for report_id, metric, value in session.execute(
-        sa.select(col(TargetValue.report_id), col(Target.metric), col(TargetValue.value))
+    values: dict[int, list[Reading]] = defaultdict(list)
+    for report_id, metric, value, unit in session.execute(
+        sa.select(
+            col(TargetValue.report_id), col(Target.metric), col(TargetValue.value), col(Target.unit)
+        )
         .join(Target, col(Target.id) == TargetValue.target_id)
         .join(WorkItem, col(WorkItem.id) == Target.item_id)
         .where(col(WorkItem.plan_id) == plan.id)
+        .order_by(col(TargetValue.report_id), col(Target.position))
     ):
-        values[report_id].append(f"{metric} {format_number(value)}")
+        values[report_id].append(Reading(metric, float(value), unit))
     return [
         HistoryRow(
             at=r[1],
@@ -89,11 +92,12 @@ def history_rows(session: Session, plan: Plan) -> list[HistoryRow]:
             percent=r[5],
             status=getattr(r[6], "value", r[6]),
             text=r[7],
-            values="；".join(values.get(r[0], [])),
+            values="；".join(f"{v.metric} {format_number(v.value)}" for v in values.get(r[0], [])),
             source=r[8],
             entered_by=r[9],
             superseded=r[10] is not None,
             withdrawn=r[11] is not None,
+            readings=tuple(values.get(r[0], [])),
         )
         for r in rows
     ]

@@ -2,10 +2,18 @@
 
 A notice stores its message key and parameters; the dispatcher renders it in the bot's
 locale when it sends it.
+
+Dedupe keys are never built from a row id that can be deleted: SQLite gives the largest
+row id again after a delete, so such a key would collide with an old notice's. A message
+planned for a moment or a cycle (a weekly ask, a digest) is keyed by what it is about and
+when, so planning it twice plans it once; a message caused by one change (a new
+assignment, an ask on demand) is written in that change's transaction and gets a
+`fresh_key`.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +22,11 @@ from sqlmodel import Session
 from bot.models import Contact, Outbox
 
 OUTBOX_TOUCHED = "duban.outbox_touched"
+
+
+def fresh_key(kind: str, *about: object) -> str:
+    """A dedupe key used once: `kind:about...:random`, never equal to an earlier one."""
+    return ":".join([kind, *(str(a) for a in about), uuid.uuid4().hex])
 
 
 def queue_notice(

@@ -12,12 +12,17 @@ Reported percent is compared with the share of time elapsed to the deadline (序
 
 The time runs from the plan's start (its issue date, else 1 January of its year) to the
 item's deadline (else 31 December of that year).
+
+A projection carries the pace of a target's values on to the deadline: only from two values
+on different days, rounded to the target's unit, and never when it would be absurd.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
+from decimal import Decimal
 from typing import Any
 
 from bot.settings import Settings
@@ -128,3 +133,52 @@ def project(
         return None
     rate = (v1 - v0) / span
     return v1 + rate * max(0.0, (until - t1).total_seconds())
+
+
+# Units that count whole things: a projection of them is a whole number.
+COUNT_UNITS = frozenset(
+    {"个", "所", "家", "项", "名", "位", "人", "人次", "场次", "场", "次", "间", "台", "套", "本"}
+    | {"篇", "门", "节", "张", "支", "册", "件", "户", "辆", "座", "处", "条", "栋", "幢", "层"}
+    | {"批", "份"}
+)
+# Shares: a projection of them has at most one decimal.
+SHARE_UNITS = frozenset({"%", "‰", "个百分点", "百分点"})
+ABSURD_TIMES = 10  # a projection beyond ten times the target says more about the data
+
+
+def round_to_unit(value: float, unit: str, goal: float) -> float:
+    """A value rounded as its unit is written: counts whole, shares to one decimal, other
+    measures to the decimals of the target itself (at most two)."""
+    if unit in COUNT_UNITS:
+        return float(round(value))
+    if unit in SHARE_UNITS:
+        return round(value, 1)
+    exponent = Decimal(repr(float(goal))).normalize().as_tuple().exponent
+    decimals = -exponent if isinstance(exponent, int) else 0
+    return round(value, min(2, max(0, decimals)))
+
+
+def projection(
+    first: tuple[datetime, float],
+    last: tuple[datetime, float],
+    until: datetime,
+    *,
+    goal: float,
+    unit: str,
+    tz: tzinfo,
+) -> float | None:
+    """Where a target's value is heading by `until`, or None when that cannot be said sensibly.
+
+    None when the two values were given on the same day in the plan's time zone (minutes apart
+    make a pace of nothing), when the deadline has passed, and when the result is not finite,
+    negative, or more than ten times the target.
+    """
+    (t0, _), (t1, _) = first, last
+    if t0.astimezone(tz).date() >= t1.astimezone(tz).date() or until <= t1:
+        return None
+    raw = project(first, last, until)
+    if raw is None or not math.isfinite(raw) or raw < 0:
+        return None
+    if goal > 0 and raw > ABSURD_TIMES * goal:
+        return None
+    return round_to_unit(raw, unit, goal)

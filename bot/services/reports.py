@@ -23,6 +23,7 @@ from bot.models import (
     TargetValue,
     WorkItem,
 )
+from bot.services.items import newest_report
 
 UNDO_WINDOW = timedelta(minutes=10)
 
@@ -53,6 +54,9 @@ _SUPERSEDE = (
 _TARGETS = (
     select(Target).where(Target.item_id == bindparam("item_id")).order_by(col(Target.position))
 )
+_LATEST_KNOWN_PERCENT = newest_report(bindparam("item_id"), with_percent=True).with_only_columns(
+    col(Report.percent)
+)
 
 
 def latest_report(session: Session, item_id: int, contact_id: int | None = None) -> Report | None:
@@ -75,18 +79,17 @@ def record_report(
     source: str = "chat",
     entered_by: Contact | None = None,
 ) -> Report:
-    """Record a report; an unstated percent carries over from the item's last report.
+    """Record a report with the percent it states, or none (`done` alone states 100).
 
-    A second report by the same person on the same item within the undo window is a
-    correction: the earlier one is kept, marked superseded by the new one.
+    An unstated percent is not copied from an earlier report: the item's latest figure is
+    derived when read (`latest_known_percent`). A second report by the same person on the same
+    item within the undo window is a correction: the earlier one is kept, marked superseded by
+    the new one.
     """
     if percent is not None and not 0 <= percent <= 100:
         raise UserError("report.bad_percent", value=f"{percent}%")
     if status == ReportStatus.done and percent is None:
         percent = 100
-    if percent is None:
-        previous = latest_report(session, item.id or 0)
-        percent = previous.percent if previous else None
     if status is None and percent is not None:
         status = ReportStatus.done if percent == 100 else ReportStatus.in_progress
     assert item.id is not None and contact.id is not None
@@ -134,6 +137,13 @@ def record_report(
             ],
         )
     return report
+
+
+def latest_known_percent(session: Session, item_id: int) -> int | None:
+    """The item's latest figure: the percent of its newest standing report that has one."""
+    if session.autoflush:
+        session.flush()  # a Core read: pending changes go first, as the ORM would do
+    return session.connection().execute(_LATEST_KNOWN_PERCENT, {"item_id": item_id}).scalar()
 
 
 def undo_last(session: Session, contact: Contact, now: datetime) -> tuple[Report, WorkItem]:

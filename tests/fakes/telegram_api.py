@@ -619,6 +619,11 @@ class FakeTelegram:
             self._files: dict[str, tuple[UploadedFile, str]] = {}
             self._file_paths: dict[str, UploadedFile] = {}
             self._ids = itertools.count(1)
+            # A long poll still open from before the reset (a stopped bot's request that the
+            # client gave up on) is superseded: it ends with 409 and takes nothing.
+            self._poll_generation = getattr(self, "_poll_generation", 0) + 1
+        if hasattr(self, "_loop"):
+            self._notify_update()
 
     # ------------------------------------------------------------------ test-facing API
 
