@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 from datetime import timedelta
@@ -12,7 +13,7 @@ import uvicorn
 from sqlalchemy.engine import Engine
 from starlette.routing import BaseRoute
 
-from bot import db
+from bot import db, inbox
 from bot.chat import ChatCore
 from bot.clock import Clock, system_clock
 from bot.i18n import UserError
@@ -25,6 +26,7 @@ from scheduler.runner import Planner, Scheduler, work_calendar
 
 log = logging.getLogger(__name__)
 
+PRUNE_EVERY = timedelta(hours=6)
 SHUTDOWN_GRACE = 8.0  # seconds; `duban run` must be down within 10 s of SIGTERM
 
 
@@ -123,6 +125,7 @@ class DubanApp:
         routes = [route for channel in self.channels for route in channel.routes()]
         self.web = build_web_app(routes, status={"channels": [c.platform for c in self.channels]})
         self._server: EmbeddedServer | None = None
+        self._housekeeping: asyncio.Task[None] | None = None
         self._server_task: asyncio.Task[None] | None = None
         # Tests drive the planner and dispatcher by hand; `duban run` ticks on its own.
         self.run_scheduler = run_scheduler
@@ -148,6 +151,7 @@ class DubanApp:
             await channel.start()
         if self.run_scheduler:
             self.scheduler.start()
+        self._housekeeping = asyncio.create_task(self._prune_inbox(), name="inbox-prune")
         log.info("Duban running: channels %s", [c.platform for c in self.channels])
 
     @property
@@ -156,8 +160,22 @@ class DubanApp:
         assert self._server is not None
         return int(self._server.servers[0].sockets[0].getsockname()[1])
 
+    async def _prune_inbox(self) -> None:
+        """Delete handled inbox rows past their retention, now and every few hours."""
+        while True:
+            before = self.clock() - timedelta(days=self.settings.inbox_retention_days)
+            try:
+                await asyncio.to_thread(inbox.prune, self.engine, before)
+            except Exception as exc:  # the database may be away for a while: try again later
+                log.warning("pruning the inbox failed: %s", type(exc).__name__)
+            await asyncio.sleep(PRUNE_EVERY.total_seconds())
+
     async def stop(self) -> None:
         """Stop the scheduler and the channels (finishing updates in flight), then the web app."""
+        if self._housekeeping is not None:
+            self._housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._housekeeping
         await self.scheduler.stop()
         for channel in reversed(self.channels):
             try:

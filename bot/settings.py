@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     outbox_concurrency: int = Field(default=8, ge=1, le=256)
     outbox_batch: int = Field(default=200, ge=1, le=10000)
     outbox_lease_seconds: int = Field(default=120, ge=1, le=3600)
+    inbox_retention_days: int = Field(default=7, ge=1, le=3650)
 
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8080, ge=0, le=65535)

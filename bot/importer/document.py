@@ -73,11 +73,19 @@ Items
     body (joined by 。).
 
 Numbers
-    When the document's item numbers run on through the whole plan (strictly
-    increasing, as 1..27), they are the item numbers and the labels ("9").  Otherwise
-    items are numbered 1..N in order and labelled with the section label and the item's
-    own label ("三.2"); if that is not unique, the subsection labels are put in between
-    ("三.二.2").
+    Arabic heading numbers have one to five digits (1. to 99999.), Chinese ones one to
+    three characters (一 to 九十九).  When the document's item numbers run on through the
+    whole plan (strictly increasing, as 1..27 or 1..1200), they are the item numbers and
+    the labels ("9").  Otherwise items are numbered 1..N in order and labelled with the
+    section label and the item's own label ("三.2"); if that is not unique, the subsection
+    labels are put in between ("三.二.2").
+
+Limits (``limits``)
+    A paragraph joined from wrapped lines may hold at most 10,000 characters, an item's
+    text (its heading paragraph and the paragraphs up to the next item) as many, and a plan
+    at most 2,000 items and 2,000 sections; the counts are checked before any item's text is
+    read for units, deadlines and targets.  What a heading or its ancestors say (title,
+    units, deadline) is read once per heading, not once per item below it.
 """
 
 from __future__ import annotations
@@ -90,6 +98,7 @@ from pathlib import PurePath
 from statistics import median
 
 from bot.cn_numbers import cn_int
+from bot.importer import limits
 from bot.importer.deadlines import extract_deadline, find_cn_date
 from bot.importer.model import ParsedItem, ParsedPlan, ParsedSection, PlanFormatError
 from bot.importer.responsibility import extract_responsibility, is_note_line
@@ -274,6 +283,8 @@ def _date_line(text: str) -> str | None:
 
 
 def _org_like(text: str) -> bool:
+    if len(text) > 60:
+        return False  # wider than 30 whatever it holds; and a long paragraph is not re-read
     return (
         0 < _width(text) <= 30
         and not _terminal(text)
@@ -284,6 +295,8 @@ def _org_like(text: str) -> bool:
 
 def _title_like(text: str) -> bool:
     core = _TRAILING_NOTE.sub("", _ATTACHMENT_PREFIX.sub("", text)).strip()
+    if len(core) > 2 * _MAX_TITLE_WIDTH:
+        return False  # wider than the limit whatever it holds
     return (
         0 < _width(core) <= _MAX_TITLE_WIDTH
         and "。" not in core
@@ -401,13 +414,23 @@ def _joinable(prev: _Para, para: _Para, wrap: float | None, use_indent: bool) ->
     # A heading, note or title is joined only when it is visibly unfinished.
     return (
         prev.text[-1] in _CONTINUING
-        or (prev.head is not None and _split_title(prev.head.rest)[1] != "")
+        or (prev.head is not None and _body_began(prev.head.rest))
         or full
     )
 
 
-def _join(paras: list[_Para]) -> list[_Para]:
-    """Join lines broken mid-sentence back into paragraphs."""
+def _body_began(rest: str) -> bool:
+    """Whether a heading's title sentence ended and its body began on the heading's line.
+
+    Only the start of the text is read: a title sentence longer than that is over the title
+    limit anyway, and reading the whole paragraph again for every line joined to it would
+    take time quadratic in its length.
+    """
+    return _split_title(rest[: 4 * limits.MAX_TITLE_CHARS])[1] != ""
+
+
+def _join(paras: list[_Para], source: str) -> list[_Para]:
+    """Join lines broken mid-sentence back into paragraphs (each within the length limit)."""
     wrap = _wrap_width(paras)
     indented = sum(p.indent for p in paras)
     use_indent = 0 < indented < 0.9 * len(paras)
@@ -420,6 +443,8 @@ def _join(paras: list[_Para]) -> list[_Para]:
             out.append(para)
             continue
         prev.text += para.text
+        if len(prev.text) > limits.MAX_LINE_CHARS:
+            raise limits.paragraph_too_long(prev.text, source)
         if prev.head is not None:
             prev.head.rest += para.text
         if prev.kind == TEXT and not seen_head and _title_like(prev.text):
@@ -561,11 +586,41 @@ def _heading_title(node: _Node) -> str:
     return _TIME_NOTE.sub("", title).strip()
 
 
+class _HeadingNotes:
+    """What a section or subsection heading says, read once however many items lie below."""
+
+    def __init__(self, default_year: int | None) -> None:
+        self.default_year = default_year
+        self._units: dict[int, tuple[list[str], list[str]]] = {}
+        self._deadlines: dict[int, date | None] = {}
+        self._titles: dict[int, str] = {}
+
+    def units(self, node: _Node) -> tuple[list[str], list[str]]:
+        """The lead and support units noted on the heading (new lists for each caller)."""
+        if id(node) not in self._units:
+            _, lead, support = extract_responsibility(node.head.rest)
+            self._units[id(node)] = (lead, support)
+        lead, support = self._units[id(node)]
+        return list(lead), list(support)
+
+    def deadline(self, node: _Node) -> date | None:
+        """The deadline written on the heading."""
+        if id(node) not in self._deadlines:
+            self._deadlines[id(node)] = extract_deadline(node.head.rest, self.default_year)
+        return self._deadlines[id(node)]
+
+    def title(self, node: _Node) -> str:
+        """The heading's title."""
+        if id(node) not in self._titles:
+            self._titles[id(node)] = _heading_title(node)
+        return self._titles[id(node)]
+
+
 def parse_plan_lines(lines: list[str], *, source: str = "") -> ParsedPlan:
     """Parse the lines of a plan document into a ParsedPlan."""
     if not any(line.strip() for line in lines):
         raise PlanFormatError("importer.empty", file=source)
-    paras = _join(_classify(_clean(lines)))
+    paras = _join(_classify(_clean(lines)), source)
     heads = [i for i, p in enumerate(paras) if p.kind == HEAD]
     if not heads:
         raise PlanFormatError("importer.document.no_structure", file=source)
@@ -610,6 +665,9 @@ def parse_plan_lines(lines: list[str], *, source: str = "") -> ParsedPlan:
 
     section_nodes = [n for n in nodes if n.head.kind == section_kind]
     item_nodes = [n for n in nodes if n.head.kind != section_kind and n.children == 0]
+    limits.check_item_count(len(item_nodes), source)
+    limits.check_section_count(len(section_nodes), source)
+    heading_notes = _HeadingNotes(default_year)
 
     def section_of(node: _Node) -> _Node | None:
         up = node.parent
@@ -632,6 +690,7 @@ def parse_plan_lines(lines: list[str], *, source: str = "") -> ParsedPlan:
     items: list[ParsedItem] = []
     for node in item_nodes:
         raw = "\n".join([node.head.rest, *node.texts])
+        limits.check_item_length(len(raw), node.head.label, source)
         cleaned, lead, support = extract_responsibility(raw)
         body_lines = [line for line in cleaned.split("\n") if line.strip()]
         title, remainder = _split_title(body_lines[0] if body_lines else "")
@@ -646,9 +705,9 @@ def parse_plan_lines(lines: list[str], *, source: str = "") -> ParsedPlan:
             up = up.parent
         for ancestor in ancestors:  # nearest first: inherit a note on the heading
             if not lead and not support:
-                _, lead, support = extract_responsibility(ancestor.head.rest)
+                lead, support = heading_notes.units(ancestor)
             if deadline is None:
-                deadline = extract_deadline(ancestor.head.rest, default_year)
+                deadline = heading_notes.deadline(ancestor)
         middle = [a for a in reversed(ancestors) if a.head.kind != section_kind]
         section = section_of(node)
         items.append(
@@ -658,7 +717,7 @@ def parse_plan_lines(lines: list[str], *, source: str = "") -> ParsedPlan:
                 section=section_numbers[id(section)] if section is not None else 1,
                 title=title,
                 body=body,
-                subsection=" / ".join(_heading_title(a) for a in middle) or None,
+                subsection=" / ".join(heading_notes.title(a) for a in middle) or None,
                 lead_units=lead,
                 support_units=support,
                 deadline=deadline,

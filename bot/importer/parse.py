@@ -30,6 +30,12 @@ Tab-separated text
     way (``table_plan.plan_header_from_lines``); the default title is the file name
     without its suffix.
 
+Limits
+    Every kind of file is held to the limits in ``limits`` (file size before reading, then
+    what it holds); a file over one is refused with a message naming the file and the limit
+    (``importer.limit.*``). Whatever the reader, the parsed plan is checked last
+    (``limits.check_plan``: counts, titles, item text), so no kind of file gets past them.
+
 Errors are ``PlanFormatError`` with one line naming the file (keys under ``importer.`` in
 templates/locales/<locale>.importer.yaml): a missing path gives ``<path>: no such file``
 (``importer.no_such_file``), a directory ``<path>: is a directory, not a plan file``
@@ -41,6 +47,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from bot.importer import limits
 from bot.importer.document import parse_plan_lines
 from bot.importer.model import ParsedPlan, PlanFormatError
 from bot.importer.readers import DocxContent, read_docx, read_text_file
@@ -69,6 +76,12 @@ def parse_plan_file(path: Path) -> ParsedPlan:
         raise PlanFormatError("importer.no_such_file", file=str(path))
     if path.is_dir():
         raise PlanFormatError("importer.is_directory", file=str(path))
+    plan = _parse_by_suffix(path)
+    limits.check_plan(plan, path.name)
+    return plan
+
+
+def _parse_by_suffix(path: Path) -> ParsedPlan:
     suffix = path.suffix.lower()
     if suffix in TEXT_SUFFIXES:
         return _parse_text(path)
@@ -87,7 +100,7 @@ def parse_plan_file(path: Path) -> ParsedPlan:
 
 def _parse_text(path: Path) -> ParsedPlan:
     text = read_text_file(path)
-    if looks_like_tsv(text):
+    if looks_like_tsv(text, source=path.name):
         return parse_tsv_text(text, source=path.name, default_title=path.stem)
     return parse_plan_lines(text.splitlines(), source=path.name)
 

@@ -39,6 +39,22 @@ Word files (``read_docx``)
       section written once for several tasks applies to each of them);
     * grid columns a row skips at its start or end are ``""``.
 
+    Merges are resolved from the XML, one row at a time (a cell continuing a vertical merge
+    takes the text found at its grid column in the row above), not with python-docx's
+    ``_Row.cells``, which walks a vertical merge back up row by row and so takes time
+    quadratic in its height.
+
+Limits (``limits``)
+    A text file larger than 2 MB is refused before it is read, and so is text with more than
+    500,000 characters, more than 20,000 lines or a line over 10,000 characters. A .docx
+    larger than 20 MB is refused before it is opened; then from its zip directory, before
+    python-docx sees it, one whose parts unpack to more than 50 MB, or whose XML parts unpack
+    to more than 20 MB; then ``word/document.xml`` is unpacked once as a stream, counting its
+    bytes (whatever the directory declares) and its paragraphs, tables, rows and cells
+    (``<w:p>``, ``<w:tbl>``, ``<w:tr>``, ``<w:tc>``; at most 50,000). While the text is read: a
+    paragraph or cell over 10,000 characters, more than 500,000 characters of text, more than
+    20,000 lines in the paragraphs, a table row wider than 64 grid columns.
+
 Errors are ``PlanFormatError`` with a one-line message that names the file and says what is
 wrong, e.g. ``plan.docx: not a valid .docx file (not a zip archive)`` (key
 ``importer.docx.not_zip``; zh-CN by default when rendered for a user).
@@ -47,7 +63,9 @@ wrong, e.g. ``plan.docx: not a valid .docx file (not a zip archive)`` (key
 from __future__ import annotations
 
 import codecs
+import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,10 +75,11 @@ from docx.oxml.ns import qn
 from docx.oxml.table import CT_Tbl
 from docx.oxml.text.paragraph import CT_P
 from docx.oxml.xmlchemy import BaseOxmlElement
-from docx.table import Table
+from docx.table import Table, _Cell
 from docx.text.paragraph import Paragraph
 from docx.types import ProvidesStoryPart
 
+from bot.importer import limits
 from bot.importer.model import PlanFormatError
 
 # Control bytes that do not occur in text: C0 controls except \t \n \v \f \r, and DEL.
@@ -71,6 +90,20 @@ _MAX_CONTROL_SHARE = 0.05
 _ZERO_WIDTH = "\u200b\u200c\u200d\u2060\ufeff"
 # The first bytes of an OLE compound file: an old .doc, or an encrypted Office document.
 _OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+# The start tags of paragraphs, tables, rows and cells in word/document.xml; at most 7 bytes.
+_BLOCK_TAG = re.compile(rb"<w:(?:p|tbl|tr|tc)[\s/>]")
+_BLOCK_TAG_MAX = 7
+_CHUNK = 1 << 20
+# What a damaged or hostile zip raises while a member is unpacked (a bad CRC, a bad deflate
+# stream, an encrypted member, an unknown compression method).
+_UNPACK_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    RuntimeError,
+    NotImplementedError,
+)
 
 
 @dataclass
@@ -102,6 +135,7 @@ def read_text_file(path: Path) -> str:
     text = normalise_text(text)
     if not text.strip():
         raise PlanFormatError("importer.empty", file=path.name)
+    limits.check_text(text, path.name)
     return text
 
 
@@ -116,6 +150,7 @@ def normalise_text(text: str) -> str:
 
 def read_docx(path: Path) -> DocxContent:
     """Read the body paragraphs and tables of a .docx file, in document order."""
+    limits.check_file_size(path, limits.MAX_DOCX_FILE_BYTES)
     _check_docx_package(path)
     try:
         document = Document(str(path))
@@ -124,15 +159,19 @@ def read_docx(path: Path) -> DocxContent:
             "importer.docx.unreadable", file=path.name, detail=_one_line(exc)
         ) from exc
     content = DocxContent()
+    budget = _TextBudget(path.name)
     try:
         for block in _iter_blocks(document.element.body, document):
             if isinstance(block, Paragraph):
                 text = _clean_cell_text(block.text)
                 if text:
+                    if len(text) > limits.MAX_LINE_CHARS:
+                        raise limits.paragraph_too_long(text, path.name)
+                    budget.add(text, lines=True)
                     content.paragraphs.append(text)
             else:
                 content.table_positions.append(len(content.paragraphs))
-                content.tables.append(_table_rows(block))
+                content.tables.append(_table_rows(block, budget))
     except PlanFormatError:
         raise
     except Exception as exc:  # malformed merges and the like
@@ -142,9 +181,32 @@ def read_docx(path: Path) -> DocxContent:
     return content
 
 
+@dataclass
+class _TextBudget:
+    """The text read so far from a .docx, held against the text and line limits."""
+
+    file: str
+    chars: int = 0
+    lines: int = 0
+
+    def add(self, text: str, *, lines: bool) -> None:
+        """Count a paragraph (lines=True: its lines count too) or a table cell."""
+        self.chars += len(text)
+        if self.chars > limits.MAX_TEXT_CHARS:
+            raise PlanFormatError(
+                "importer.limit.text", file=self.file, limit=limits.MAX_TEXT_CHARS
+            )
+        if lines:
+            self.lines += text.count("\n") + 1
+            if self.lines > limits.MAX_LINES:
+                raise PlanFormatError(
+                    "importer.limit.lines", file=self.file, limit=limits.MAX_LINES
+                )
+
+
 def _read_bytes(path: Path) -> bytes:
     try:
-        return path.read_bytes()
+        return limits.read_at_most(path, limits.MAX_TEXT_FILE_BYTES)
     except OSError as exc:
         raise _read_error(path, exc) from exc
 
@@ -202,13 +264,63 @@ def _check_docx_package(path: Path) -> None:
         raise PlanFormatError("importer.docx.not_zip", file=path.name)
     try:
         with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-    except (zipfile.BadZipFile, OSError) as exc:
+            members = archive.infolist()
+            if "word/document.xml" not in {member.filename for member in members}:
+                raise PlanFormatError("importer.docx.no_document_xml", file=path.name)
+            _check_unpacked_sizes(path, members)
+            _count_blocks(path, archive)
+    except _UNPACK_ERRORS as exc:
         raise PlanFormatError(
             "importer.docx.damaged_zip", file=path.name, detail=_one_line(exc)
         ) from exc
-    if "word/document.xml" not in names:
-        raise PlanFormatError("importer.docx.no_document_xml", file=path.name)
+
+
+def _check_unpacked_sizes(path: Path, members: list[zipfile.ZipInfo]) -> None:
+    """Refuse a .docx whose zip directory declares too much to unpack."""
+    total = sum(member.file_size for member in members)
+    if total > limits.MAX_DOCX_UNPACKED_BYTES:
+        raise PlanFormatError(
+            "importer.limit.docx_unpacked",
+            file=path.name,
+            limit=limits.megabytes(limits.MAX_DOCX_UNPACKED_BYTES),
+        )
+    xml = sum(
+        member.file_size
+        for member in members
+        if member.filename.lower().endswith((".xml", ".rels"))
+    )
+    if xml > limits.MAX_DOCX_XML_BYTES:
+        raise _xml_too_large(path)
+
+
+def _count_blocks(path: Path, archive: zipfile.ZipFile) -> None:
+    """Unpack word/document.xml as a stream: refuse it over the XML size or block limits.
+
+    The declared size was checked already, but it is the archive's word: count what comes out.
+    (CPython's zipfile stops a member at its declared size and then fails its CRC check, so
+    an understated size gives a damaged-zip error; this holds whatever reads the member.)
+    """
+    size = blocks = 0
+    tail = b""
+    with archive.open("word/document.xml") as stream:
+        while chunk := stream.read(_CHUNK):
+            size += len(chunk)
+            if size > limits.MAX_DOCX_XML_BYTES:
+                raise _xml_too_large(path)
+            buffer = tail + chunk
+            # a tag that ends in the tail was counted with the chunk before
+            blocks += sum(1 for m in _BLOCK_TAG.finditer(buffer) if m.end() > len(tail))
+            if blocks > limits.MAX_DOCX_BLOCKS:
+                raise PlanFormatError(
+                    "importer.limit.docx_blocks", file=path.name, limit=limits.MAX_DOCX_BLOCKS
+                )
+            tail = buffer[-(_BLOCK_TAG_MAX - 1) :]
+
+
+def _xml_too_large(path: Path) -> PlanFormatError:
+    return PlanFormatError(
+        "importer.limit.docx_xml", file=path.name, limit=limits.megabytes(limits.MAX_DOCX_XML_BYTES)
+    )
 
 
 def _iter_blocks(
@@ -226,16 +338,32 @@ def _iter_blocks(
                 yield from _iter_blocks(content, parent)
 
 
-def _table_rows(table: Table) -> list[list[str]]:
+def _table_rows(table: Table, budget: _TextBudget) -> list[list[str]]:
     rows: list[list[str]] = []
-    for row in table.rows:
-        texts: list[str] = [""] * row.grid_cols_before
-        previous = None
-        for cell in row.cells:
-            # a horizontally merged cell is yielded once per grid column it spans
-            texts.append("" if cell is previous else _clean_cell_text(cell.text))
-            previous = cell
-        texts.extend([""] * row.grid_cols_after)
+    above: dict[int, str] = {}  # grid column -> the text of the cell starting there, row above
+    for tr in table._tbl.tr_lst:
+        cells = tr.tc_lst
+        spans = [max(1, tc.grid_span) for tc in cells]
+        before, after = max(0, tr.grid_before), max(0, tr.grid_after)
+        if before + sum(spans) + after > limits.MAX_TABLE_COLUMNS:
+            raise PlanFormatError(
+                "importer.limit.table_columns", file=budget.file, limit=limits.MAX_TABLE_COLUMNS
+            )
+        texts: list[str] = [""] * before
+        current: dict[int, str] = {}
+        for tc, span in zip(cells, spans, strict=True):
+            if tc.vMerge == "continue":
+                text = above.get(len(texts), "")
+            else:
+                text = _clean_cell_text(_Cell(tc, table).text)
+                if len(text) > limits.MAX_LINE_CHARS:
+                    raise limits.cell_too_long(text, budget.file)
+                budget.add(text, lines=False)
+            current[len(texts)] = text
+            # a cell spanning several grid columns gives its text in the first of them
+            texts.extend([text] + [""] * (span - 1))
+        texts.extend([""] * after)
+        above = current
         rows.append(texts)
     return rows
 

@@ -75,6 +75,11 @@ Tab-separated text
     quoted with ``"`` to hold tabs or line breaks. Lines without tabs before the header give
     the plan title (``plan_header_from_lines``).
 
+Limits (``limits``)
+    A cell of tab-separated text may hold at most 10,000 characters, an item (its task and
+    measures, over all its rows) as many; a table may give at most 2,000 items and 2,000
+    sections. The counts are checked row by row, as the items are found.
+
 Title lines (``plan_header_from_lines``)
     Among the lines before a table, ``附件``/``附件1`` lines are skipped; the first line
     holding a document number (``江教办〔2023〕5号``, at most 40 characters) is the document
@@ -92,6 +97,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
+from bot.importer import limits
 from bot.importer.deadlines import extract_deadline, parse_cn_date
 from bot.importer.model import ParsedItem, ParsedPlan, ParsedSection, PlanFormatError
 from bot.importer.responsibility import extract_responsibility, split_units
@@ -181,32 +187,50 @@ def parse_table_rows(
     )
     for row in rows[header.row + 1 :]:
         builder.add_row(list(row))
+        limits.check_item_count(len(builder.drafts), name)
+        limits.check_section_count(len(builder.sections), name)
+        if builder.drafts:
+            draft = builder.drafts[-1]
+            label = draft.number_text or str(len(builder.drafts))
+            limits.check_item_length(draft.chars, label, name)
     plan = builder.finish()
     if not plan.items:
         raise PlanFormatError("importer.table.no_rows", file=name)
     return plan
 
 
-def looks_like_tsv(text: str) -> bool:
+def looks_like_tsv(text: str, *, source: str = "") -> bool:
     """Tell whether text is a tab-separated plan table (mostly tab lines and a header)."""
     lines = [line for line in text.splitlines() if line.strip()]
     with_tabs = sum(1 for line in lines if "\t" in line)
     if not lines or with_tabs * 2 <= len(lines):
         return False
-    return find_table_header(split_tsv(text)) is not None
+    return find_table_header(split_tsv(text, source=source)) is not None
 
 
-def split_tsv(text: str) -> list[list[str]]:
+def split_tsv(text: str, *, source: str = "") -> list[list[str]]:
     """Split tab-separated text into rows of stripped cells (spreadsheet quoting allowed)."""
     reader = csv.reader(io.StringIO(text), delimiter="\t", quotechar='"')
-    return [[_clean(cell) for cell in row] for row in reader]
+    rows: list[list[str]] = []
+    row_start = 0  # lines read before the row being read
+    try:
+        for row in reader:
+            rows.append([_clean(cell) for cell in row])
+            for cell in rows[-1]:
+                if len(cell) > limits.MAX_LINE_CHARS:
+                    raise limits.cell_too_long(cell, source or "table")
+            row_start = reader.line_num
+    except csv.Error as exc:  # a quoted cell over csv's own limit (131,072 characters)
+        first_line = text.split("\n", row_start + 1)[row_start]
+        raise limits.cell_too_long(first_line, source or "table") from exc
+    return rows
 
 
 def parse_tsv_text(
     text: str, *, source: str = "", default_title: str = "", default_year: int | None = None
 ) -> ParsedPlan:
     """Parse a tab-separated plan table; title lines may precede the header row."""
-    rows = split_tsv(text)
+    rows = split_tsv(text, source=source)
     header = find_table_header(rows)
     before = [" ".join(cell for cell in row if cell) for row in rows[: header.row if header else 0]]
     title, doc_number = plan_header_from_lines(before)
@@ -331,6 +355,7 @@ class _Draft:
     support_units: list[str]
     deadline: date | None
     target_text: list[str]
+    chars: int = 0  # of the task and measures, for the item length limit
 
 
 @dataclass
@@ -427,6 +452,7 @@ class _Builder:
                 support_units=support,
                 deadline=self.deadline(deadline_cell, join_sentences(target_text)),
                 target_text=target_text,
+                chars=sum(map(len, target_text)),
             )
         )
 
@@ -459,6 +485,7 @@ class _Builder:
         if measures and measures not in draft.body_parts:
             draft.body_parts.append(measures)
             draft.target_text.append(measures)
+            draft.chars += len(measures)
         draft.lead_units.extend(unit for unit in lead if unit not in draft.lead_units)
         draft.support_units.extend(
             unit

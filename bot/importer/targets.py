@@ -13,6 +13,7 @@ import re
 import string
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bot.cn_numbers import NUMBER_PATTERN, fold_width, parse_number
 from bot.importer.model import ParsedTarget
@@ -80,6 +81,16 @@ def _alternation(words: Iterable[str]) -> str:
 # Clause boundaries: a metric never reaches back past one of these.
 _CLAUSE_END = "，,。；;：:！？!?\n"
 _SENTENCE_END = "。；;！？!?\n"
+_SENTENCE_END_RE = re.compile(f"[{re.escape(_SENTENCE_END)}]")
+# How far back from a number its clause is read: a metric and its comparator stand right
+# before the number, and reading a whole clause again for every number in it would take time
+# quadratic in its length (a paragraph of "1个1个1个..." with no comma).
+_MAX_CLAUSE = 100
+# A number token longer than this is not a number but a run of digits or numerals; it is
+# masked before quantities are looked for, because the quantity pattern, failing to find a
+# unit after such a run, would try again from every position in it (quadratic time).
+_MAX_NUMBER_CHARS = 24
+_NUMBER_RE = re.compile(NUMBER_PATTERN)
 _UNIT_ALT = "|".join(f"(?:{pattern})" for pattern, _ in _UNITS)
 
 # One quantity: a percentage in words (百分之五十) or a number with a unit.
@@ -157,13 +168,20 @@ def _join_wrapped_lines(text: str) -> str:
 
 
 def _clause_start(norm: str, pos: int) -> int:
-    """Start of the clause that contains pos."""
-    start = 0
-    for i in range(pos - 1, -1, -1):
+    """Start of the clause that contains pos, at most _MAX_CLAUSE characters back."""
+    low = max(0, pos - _MAX_CLAUSE)
+    for i in range(pos - 1, low - 1, -1):
         if norm[i] in _CLAUSE_END:
-            start = i + 1
-            break
-    return start
+            return i + 1
+    return low
+
+
+def _mask_number_runs(norm: str) -> str:
+    """Mask (with #, offsets kept) number tokens too long to be numbers."""
+    return _NUMBER_RE.sub(
+        lambda m: m.group() if len(m.group()) <= _MAX_NUMBER_CHARS else "#" * len(m.group()),
+        norm,
+    )
 
 
 def _clean_metric(head: str) -> str:
@@ -191,7 +209,7 @@ def _quantities(norm: str) -> list[_Quantity]:
             unit = "%" if m.group("per") == "百分之" else "‰"
         else:
             raw = m.group("num")
-            unit = next(name for pattern, name in _UNITS if re.fullmatch(pattern, m.group("unit")))
+            unit = _unit_name(m.group("unit"))
         value = parse_number(raw)
         if value is None:
             continue
@@ -201,6 +219,12 @@ def _quantities(norm: str) -> list[_Quantity]:
         approx = m.group("approx") is not None
         found.append(_Quantity(start, end, raw, value, unit, post, approx))
     return found
+
+
+@lru_cache(maxsize=256)
+def _unit_name(found: str) -> str:
+    """The name of the unit a quantity was written with (its pattern in bot/units.py)."""
+    return next(name for pattern, name in _UNITS if re.fullmatch(pattern, found))
 
 
 def _count_noun(norm: str, pos: int) -> tuple[str, int]:
@@ -251,19 +275,23 @@ def extract_targets(text: str) -> list[ParsedTarget]:
       the same sentence.
     """
     original = _join_wrapped_lines(text)
-    norm = fold_width(original)
+    norm = _mask_number_runs(fold_width(original))
     targets: list[ParsedTarget] = []
     last_end = 0
     last_verb: str | None = None  # the verb that asked for the previous count, for lists
     last_metric = ""
+    sentence_ends = (m.start() for m in _SENTENCE_END_RE.finditer(norm))
+    next_sentence_end = next(sentence_ends, len(norm))
+    last_sentence_end = -1  # the last sentence end before the current quantity
     for q in _quantities(norm):
         if q.start < last_end:
             continue  # inside the previous target's phrase
+        while next_sentence_end < q.start:
+            last_sentence_end = next_sentence_end
+            next_sentence_end = next(sentence_ends, len(norm))
         clause_start = _clause_start(norm, q.start)
         seg_start = max(clause_start, last_end)
-        same_sentence = last_end > 0 and not any(
-            c in _SENTENCE_END for c in norm[last_end : q.start]
-        )
+        same_sentence = last_end > 0 and last_sentence_end < last_end
         list_verb = last_verb if same_sentence else None
         found = _target_at(norm, q, seg_start, clause_start, list_verb)
         if found is None:

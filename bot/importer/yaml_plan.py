@@ -41,8 +41,14 @@ Rules:
   Whole numbers written with a leading zero (``0750123``) stay text.
 * Dates are ``YYYY-MM-DD``; an impossible date such as 2024-02-30 is "not a date".
 * The file is read like any text file (UTF-8, UTF-16 with BOM, or GB18030) and parsed with
-  a subclass of ``yaml.SafeLoader`` that only adds the duplicate-key check and the
-  leading-zero and invalid-date rules above.
+  a subclass of ``yaml.SafeLoader`` that only adds the duplicate-key check, the
+  leading-zero and invalid-date rules above, and two limits checked while the document is
+  composed, before any Python object is built: nesting deeper than 32 levels, and more than
+  100,000 nodes when each alias counts as the nodes it stands for ("billion laughs": a few
+  lines of anchors and aliases standing for millions of items). PyYAML composes nested
+  collections by recursion, so the depth is checked on the way down, long before Python's
+  recursion limit. A plan is also refused with more than 2,000 items or sections, or an item
+  whose title and body are over 10,000 characters (see ``limits``).
 
 Errors are ``PlanFormatError`` with one line naming the file and the path of the bad field,
 one key per kind of problem (``importer.yaml.*``; the value found is described with
@@ -64,8 +70,10 @@ from typing import Any
 
 import yaml
 from yaml.constructor import ConstructorError
-from yaml.nodes import MappingNode, ScalarNode
+from yaml.events import AliasEvent
+from yaml.nodes import MappingNode, Node, ScalarNode
 
+from bot.importer import limits
 from bot.importer.model import (
     COMPARATORS,
     ParsedItem,
@@ -94,8 +102,47 @@ TARGET_FIELDS = ("metric", "comparator", "value", "unit", "text", "additive")
 _ISO_DATE = re.compile(r"^\d{4}-\d{1,2}-\d{1,2}$")
 
 
+class _OverLimit(yaml.YAMLError):
+    """The document is over a limit (``importer.limit.*`` key and limit); caught by the caller."""
+
+    def __init__(self, key: str, limit: int) -> None:
+        super().__init__(key)
+        self.key = key
+        self.limit = limit
+
+
 class _PlanLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys and keeps odd scalars as text."""
+    """SafeLoader that refuses duplicate keys, keeps odd scalars as text, and bounds nesting
+    and alias expansion while composing."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0  # composed so far, each alias counted as the nodes it stands for
+        self._expanded: dict[int, int] = {}  # id(anchored node) -> nodes it stands for
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        if self.check_event(AliasEvent):
+            node = super().compose_node(parent, index)
+            # a node still being composed (an alias inside its own anchor) counts as one
+            self._count(self._expanded.get(id(node), 1))
+            return node
+        anchor = self.peek_event().anchor
+        self._depth += 1
+        if self._depth > limits.MAX_YAML_DEPTH:
+            raise _OverLimit("importer.limit.yaml_depth", limits.MAX_YAML_DEPTH)
+        before = self._nodes
+        node = super().compose_node(parent, index)
+        self._depth -= 1
+        self._count(1)
+        if anchor is not None:
+            self._expanded[id(node)] = self._nodes - before
+        return node
+
+    def _count(self, nodes: int) -> None:
+        self._nodes += nodes
+        if self._nodes > limits.MAX_YAML_NODES:
+            raise _OverLimit("importer.limit.yaml_nodes", limits.MAX_YAML_NODES)
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         seen: set[object] = set()
@@ -139,14 +186,19 @@ def parse_yaml_plan(path: Path) -> ParsedPlan:
 
 def parse_yaml_text(text: str, *, source: str = "plan.yaml") -> ParsedPlan:
     """Parse the text of a plan written in the plain YAML form."""
+    loader = _PlanLoader(text)  # a SafeLoader subclass: safe
     try:
-        data = yaml.load(text, Loader=_PlanLoader)  # a SafeLoader subclass: safe
+        data = loader.get_single_data()
+    except _OverLimit as exc:
+        raise PlanFormatError(exc.key, file=source, limit=exc.limit) from None
     except yaml.MarkedYAMLError as exc:
         raise _syntax_error(exc, text, source) from exc
     except yaml.YAMLError as exc:
         raise PlanFormatError(
             "importer.yaml.syntax_unplaced", file=source, problem=_one_line(str(exc))
         ) from exc
+    finally:
+        loader.dispose()
     return _Validator(source).plan(data)
 
 
@@ -282,6 +334,7 @@ class _Validator:
             raise self.error("importer.yaml.sections_missing")
         if not isinstance(sections, list) or not sections:
             raise self.error("importer.yaml.not_a_section_list", got=_describe(sections))
+        limits.check_section_count(len(sections), self.source)
         numbers: dict[int, str] = {}
         for position, raw_section in enumerate(sections, start=1):
             where = f"sections[{position - 1}]"
@@ -300,6 +353,7 @@ class _Validator:
                 raise self.error(
                     "importer.yaml.not_an_item_list", f"{where}.items", got=_describe(items)
                 )
+            limits.check_item_count(len(plan.items) + len(items), self.source)
             for index, raw_item in enumerate(items):
                 plan.items.append(self.item(raw_item, f"{where}.items[{index}]", position, numbers))
         if not plan.items:
@@ -323,6 +377,7 @@ class _Validator:
                 other=numbers[number],
             )
         numbers[number] = where
+        limits.check_item_length(len(title) + len(body), str(number), self.source)
         if "targets" in item:
             targets = self.targets(item["targets"], f"{where}.targets")
         else:

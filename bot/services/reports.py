@@ -180,12 +180,16 @@ def assigned_items(session: Session, plan: Plan, contact: Contact) -> list[WorkI
 
 
 def open_items(session: Session, plan: Plan, contact: Contact) -> list[WorkItem]:
-    """A contact's assigned items that are not done yet."""
+    """A contact's assigned items that are not done yet: neither the newest standing report
+    says done nor the item's latest figure is 100% (a note after "已完成" keeps it done)."""
     out = []
     for item in assigned_items(session, plan, contact):
         latest = latest_report(session, item.id or 0)
-        if latest is None or latest.status != ReportStatus.done:
-            out.append(item)
+        if latest is not None and latest.status == ReportStatus.done:
+            continue
+        if latest is not None and latest_known_percent(session, item.id or 0) == 100:
+            continue
+        out.append(item)
     return out
 
 
