@@ -7,6 +7,7 @@ people go through the outbox in the same transaction, so they are never lost.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -295,8 +296,11 @@ class ChatCore:
 
     async def store(self, platform: str, received: Sequence[Received]) -> list[bool]:
         """Store incoming updates in the inbox before they are acknowledged (one transaction);
-        for each, whether it is new. Runs on the database lane, beside the handling."""
-        return await self._db.run(inbox.store, self.engine, platform, received, self.clock())
+        for each, whether it is new. On SQLite it runs on the database lane, the one writer
+        (a second writer would wait on the lock); on PostgreSQL on a thread of its own."""
+        if self.engine.dialect.name == "sqlite":
+            return await self._db.run(inbox.store, self.engine, platform, received, self.clock())
+        return await asyncio.to_thread(inbox.store, self.engine, platform, received, self.clock())
 
     def pending(self, platform: str) -> list[InboxEntry]:
         """The platform's stored updates not handled yet, oldest first."""

@@ -25,6 +25,7 @@ from sqlmodel import Session
 from bot import db
 from bot.chat import MAX_TEXT
 from bot.cn_numbers import parse_number
+from bot.events import clean_text
 from bot.i18n import Translator, UserError
 from bot.importer.model import ParsedPlan, PlanFormatError
 from bot.models import AssignmentRole, Plan, ReportStatus, Target, WorkItem, utcnow
@@ -654,6 +655,7 @@ def report_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Record a report received by phone or on paper, on someone's behalf."""
+    text = clean_text(text)  # as from chat: no control characters (PostgreSQL refuses NUL)
     if percent is not None and not 0 <= percent <= 100:
         raise UserError("report.bad_percent", value=f"{percent}%")
     word = STATUS_WORDS.get(status.strip().lower()) if status else None

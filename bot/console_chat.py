@@ -21,7 +21,7 @@ from bot import db
 from bot.channels.console import PLATFORM, ConsoleMessenger
 from bot.chat import ChatCore, find_sender
 from bot.clock import Clock, system_clock
-from bot.events import Button, EventKind, IncomingMessage
+from bot.events import Button, EventKind, IncomingMessage, clean_text
 from bot.i18n import Translator, UserError
 from bot.models import Role
 from bot.settings import Settings
@@ -66,7 +66,7 @@ def to_event(name: str, text: str, update_id: str, button: Button | None) -> Inc
         chat_id=name,
         sender_id=name,
         update_id=update_id,
-        text=text,
+        text=clean_text(text),
         sender_name=name,
     )
 

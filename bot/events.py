@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import html
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,3 +153,128 @@ def _longest_prefix(line: str, limit: int, measure: Callable[[str], int]) -> int
 def utf8_size(text: str) -> int:
     """The length of text in UTF-8 bytes (WeCom measures its limits so)."""
     return len(text.encode("utf-8"))
+
+
+def utf16_size(text: str) -> int:
+    """The length of text in UTF-16 code units (Telegram measures its limits so)."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+# A tag, an entity, a line break, a run of plain text, or a stray "<" or "&".
+_HTML_TOKEN = re.compile(r"<[^<>]*>|&#?\w+;|\n|[^<&\n]+|[<&]")
+_HTML_TAG = re.compile(r"<(/?)([A-Za-z][\w-]*)")
+
+
+def split_html(text: str, limit: int, *, size: Callable[[str], int] = len) -> list[str]:
+    """Split Telegram HTML into well-formed chunks within limit, on line boundaries if possible.
+
+    The limit is on the text a reader sees (Telegram's "after entities parsing"): tags count
+    nothing, an entity as its character. Tags and entities are never cut. A tag open where a
+    chunk ends is closed there and opened again at the start of the next chunk, so a line
+    longer than the limit (a very long title in <b>) is cut inside the line and each part
+    still parses. `size` must add up over concatenation (len, UTF-8 bytes, UTF-16 units).
+    """
+
+    def measure(token: str) -> int:
+        if token.startswith("<") and len(token) > 1:
+            return 0
+        return size(html.unescape(token)) if token.startswith("&") else size(token)
+
+    tokens = [m.group(0) for m in _HTML_TOKEN.finditer(text)]
+    if sum(measure(token) for token in tokens) <= limit:
+        return [text]
+    chunks: list[str] = []
+    open_tags: list[tuple[str, str]] = []  # (name, opening tag) open at the end of `parts`
+    parts: list[str] = []
+    used = 0
+    start = 0  # parts[:start] are tags reopened from the chunk before, not content
+    line_break: tuple[int, list[tuple[str, str]]] | None = None  # last "\n" in parts
+
+    def closing(tags: list[tuple[str, str]]) -> str:
+        return "".join(f"</{name}>" for name, _ in reversed(tags))
+
+    def begin(tags: list[tuple[str, str]], rest: list[str]) -> None:
+        nonlocal parts, used, start, line_break
+        parts = [tag for _, tag in tags]
+        start = len(parts)
+        parts += rest
+        used = sum(measure(part) for part in parts)
+        line_break = None
+
+    def flush(upto: int, tags: list[tuple[str, str]]) -> None:
+        chunks.append("".join(parts[:upto]) + closing(tags))
+
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        after = _after(open_tags, token)
+        if used + measure(token) <= limit:
+            parts.append(token)
+            used += measure(token)
+            open_tags = after
+            if token == "\n":
+                line_break = (len(parts) - 1, list(open_tags))
+            index += 1
+            continue
+        if line_break is not None and line_break[0] > start:
+            at, tags = line_break  # cut at the last line break: the line before stays whole
+            flush(at, tags)
+            begin(tags, parts[at + 1 :])
+            continue
+        # No line break to cut at: cut here, inside the line (never inside a tag or entity).
+        room = limit - used
+        cut = _fitting_prefix(token, room, size) if token[0] not in "<&\n" else 0
+        if cut:
+            parts.append(token[:cut])
+            tokens[index] = token[cut:]
+        elif token == "\n":
+            index += 1  # the line break is where the chunk ends
+        elif len(parts) == start:  # nothing fits beside the reopened tags: send it oversized
+            parts.append(token)
+            open_tags = after
+            index += 1
+        if len(parts) > start:
+            flush(len(parts), open_tags)
+            begin(open_tags, [])
+    if len(parts) > start:
+        flush(len(parts), open_tags)
+    return chunks
+
+
+def _fitting_prefix(text: str, room: int, size: Callable[[str], int]) -> int:
+    """How many leading characters of text fit in room (0 when not even one does)."""
+    lo, hi = 0, len(text)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if size(text[:mid]) <= room:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _after(open_tags: list[tuple[str, str]], token: str) -> list[tuple[str, str]]:
+    """The tags open after token, given those open before it."""
+    match = _HTML_TAG.match(token) if token.startswith("<") else None
+    if match is None:
+        return open_tags
+    closing, name = match.group(1), match.group(2).lower()
+    if not closing:
+        return [*open_tags, (name, token)]
+    if open_tags and open_tags[-1][0] == name:
+        return open_tags[:-1]
+    return open_tags
+
+
+def clean_text(text: str) -> str:
+    """User text as it may be stored and shown: no control characters but line breaks and tabs.
+
+    PostgreSQL refuses NUL in text, a spreadsheet may read what follows one as a formula,
+    and none of them is anything a person meant to write.
+    """
+    if text.isprintable():
+        return text
+    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")

@@ -288,13 +288,16 @@ class _Style:
 
 def _put(cell: Cell, value: Any) -> Cell:
     """Set a cell's value; text is always stored as text, never read as a formula."""
-    if isinstance(value, str) and value:
-        cell.value = _clean(value)
+    if isinstance(value, str):
+        # Cleaned first, then judged: "\x00=1+1" is stored as "=1+1" and needs the guard.
+        value = _clean(value) or None
+    if isinstance(value, str):
+        cell.value = value
         cell.data_type = "s"  # "=..." would otherwise become a formula, "#N/A" an error
         # Excel's leading apostrophe: the text stays text even when someone edits the cell.
         cell.quotePrefix = value.startswith(FORMULA_PREFIXES)
     else:
-        cell.value = None if value == "" else value
+        cell.value = value
         cell.quotePrefix = False
     return cell
 

@@ -6,12 +6,49 @@ from functools import cache
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
 
 from bot.db import resource_dir
 from bot.i18n import DEFAULT_LOCALE, Translator
 from bot.services.progress import target_share
 
 STATUS_MARK = {"green": "🟢", "amber": "🟡", "red": "🔴", "done": "✅", "none": "⚪"}
+
+# WeCom markdown (links, <font>, headings, bold, quotes, code, @mentions) has no escape of its
+# own that its clients honour (a backslash is shown, or "\[...\]" taken for math), so the
+# characters that make markup are swapped for their full-width look-alikes, as Chinese text
+# writes them anyway. Without "[" and "<" no link can form; a line break in a value would let
+# it start a heading or a quote of its own line, so it becomes a space.
+MARKDOWN_LOOKALIKES = str.maketrans(
+    {
+        "[": "［",
+        "]": "］",
+        "<": "＜",
+        ">": "＞",
+        "*": "＊",
+        "_": "＿",
+        "`": "｀",
+        "#": "＃",
+        "~": "～",
+        "|": "｜",
+        "\\": "＼",
+        "&": "＆",
+        "\n": " ",
+        "\r": " ",
+    }
+)
+
+
+def markdown_text(value: object) -> str:
+    """A value as WeCom markdown shows it literally: it can make no link and no markup."""
+    return str(value).translate(MARKDOWN_LOOKALIKES)
+
+
+def _markdown_finalize(value: object) -> object:
+    """Every {{ value }} of a WeCom markdown template, escaped unless it is a macro's markup."""
+    if hasattr(value, "__html__"):  # a macro's output: template markup, its values escaped
+        return value
+    return Markup(markdown_text(value))
 
 
 def format_number(value: float | int | None) -> str:
@@ -29,11 +66,17 @@ def share_of(target: Any, value: float | None) -> int | None:
 
 
 @cache
-def environment(autoescape: bool = False) -> Environment:
-    """The template environment (escaping on for HTML templates)."""
+def environment(escape: str = "none") -> Environment:
+    """The template environment; values are escaped for "html" (Telegram), "markdown" (WeCom).
+
+    Markdown escaping rides on Jinja's autoescaping: each value is made markdown-safe (and
+    marked safe) by `finalize` before the HTML escape would see it, and macros return markup
+    that is not escaped again; so every value in a WeCom template is escaped, none forgotten.
+    """
     env = Environment(
         loader=FileSystemLoader(str(resource_dir("templates"))),
-        autoescape=autoescape,
+        autoescape=escape in ("html", "markdown"),
+        finalize=_markdown_finalize if escape == "markdown" else None,
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -47,6 +90,7 @@ def environment(autoescape: bool = False) -> Environment:
 
 
 DIGEST_FORMATS = ("text", "telegram", "wecom")
+DIGEST_ESCAPE = {"text": "none", "telegram": "html", "wecom": "markdown"}
 
 
 @cache
@@ -56,10 +100,10 @@ def template_locale(locale: str) -> str:
 
 
 def render_digest(digest: Any, fmt: str, locale: str) -> str:
-    """The weekly digest as plain text, Telegram HTML (user text escaped) or WeCom markdown."""
+    """The weekly digest as plain text, Telegram HTML or WeCom markdown (user text escaped)."""
     if fmt not in DIGEST_FORMATS:
         raise ValueError(f"unknown digest format {fmt!r}")
-    env = environment(autoescape=fmt == "telegram")
+    env = environment(DIGEST_ESCAPE[fmt])
     locale = template_locale(locale)
     template = env.get_template(f"{locale}/digest.j2")
     text = template.render(t=Translator(locale), d=digest, fmt=fmt)

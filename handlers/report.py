@@ -34,10 +34,11 @@ def report_command(ctx: ChatContext) -> None:
 
 def plain_text(ctx: ChatContext) -> None:
     """Records progress written in plain words, or asks what it is about."""
-    pending = _waiting_choice(ctx)
-    if pending is not None and ctx.args.strip().isdigit():
-        _resolve_pick(ctx, pending, ctx.args.strip())  # the answer to "which item?"
-        return
+    if ctx.args.strip().isdigit():  # perhaps the answer to an open "which item?"
+        pending = _waiting_choice(ctx)
+        if pending is not None:
+            _resolve_pick(ctx, pending, ctx.args.strip())
+            return
     _answer(ctx, _read(ctx, ctx.args), ctx.args)
 
 

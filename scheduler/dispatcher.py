@@ -25,7 +25,7 @@ from bot.clock import Clock, system_clock
 from bot.events import Messenger, Outgoing, SentMessage, deliver
 from bot.i18n import Translator
 from bot.models import Contact, Outbox, Role
-from bot.outbox import REPLY, outgoing_of
+from bot.outbox import REPLY, Message, enqueue, outgoing_of
 from bot.redaction import Redactor
 from bot.services.links import insert_links, link_row
 from scheduler.calendar import WorkCalendar
@@ -231,26 +231,26 @@ class Dispatcher:
         if row.kind == "failure":
             return  # a failure notice that fails is not announced again
         person = session.get(Contact, row.contact_id) if row.contact_id else None
-        for admin in session.exec(
+        admins = session.exec(
             select(Contact).where(Contact.role == Role.admin, col(Contact.active).is_(True))
-        ):
-            session.add(
-                Outbox(
-                    # the failed row's own key: unique and never reused, unlike its id
-                    dedupe_key=f"failure:{row.dedupe_key}:{admin.id}",
-                    kind="failure",
-                    contact_id=admin.id,
-                    payload={
-                        "message": "outbox.failed",
-                        "params": {
-                            "kind": self.t(f"kind.{row.kind}") if row.kind in KINDS else row.kind,
-                            "name": person.name if person else "-",
-                            "error": (row.last_error or "")[:200],
-                        },
-                    },
-                    due_at=now,
-                )
+        )
+        params = {
+            "kind": self.t(f"kind.{row.kind}") if row.kind in KINDS else row.kind,
+            "name": person.name if person else "-",
+            "error": (row.last_error or "")[:200],
+        }
+        notices = [
+            Message(
+                # the failed row's own key: unique and never reused, unlike its id
+                key=f"failure:{row.dedupe_key}:{admin.id}",
+                kind="failure",
+                contact_id=admin.id,
+                payload={"message": "outbox.failed", "params": params},
+                due_at=now,
             )
+            for admin in admins
+        ]
+        enqueue(session, notices, now=now)
 
     async def _send(self, claimed: Claimed) -> SentMessage | None:
         if claimed.platform == GROUP:

@@ -25,12 +25,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from bot.models import Contact, Outbox, Plan, Report, Role, Section, WorkItem
+from bot.models import Contact, Plan, Report, Role, Section, WorkItem
+from bot.outbox import Message, enqueue
 from bot.services.items import item_views, standing
-from bot.services.notices import OUTBOX_TOUCHED
 from bot.services.progress import StatusRules
 from bot.settings import Settings
 from scheduler.calendar import WorkCalendar
@@ -268,12 +267,13 @@ def plan_day(
         for days_before in sched.reminder_days:
             if cal.add_working_days(deadline, -days_before) != day:
                 continue
-            for assignment_id, contact_id in item.owners:
+            for _, contact_id in item.owners:
                 out.append(
                     _about(
                         item,
                         "deadline",
-                        f"{assignment_id}:{deadline}:{days_before}",
+                        # keyed by item and person, never by a row id SQLite may give again
+                        f"{item.id}:{contact_id}:{deadline}:{days_before}",
                         contact_id,
                         at(day, sched.ask_time),
                         datetime.combine(deadline, time.max, tzinfo=cal.tz),
@@ -299,7 +299,7 @@ def plan_day(
         cycle = at(this_ask, sched.ask_time)
         if cycle > due:
             cycle = at(previous_ask, sched.ask_time)
-        for assignment_id, contact_id in item.owners:
+        for _, contact_id in item.owners:
             answered = state.item_reported_at.get((contact_id, item.id))
             if not assume_silent and answered is not None and answered >= cycle:
                 continue
@@ -307,7 +307,7 @@ def plan_day(
                 _about(
                     item,
                     "overdue",
-                    f"{assignment_id}:{deadline}:{nag}",
+                    f"{item.id}:{contact_id}:{deadline}:{nag}",
                     contact_id,
                     due,
                     until,
@@ -416,30 +416,20 @@ def _ask(
 
 def store(session: Session, planned: list[Planned], *, now: datetime) -> int:
     """Insert planned messages into the outbox, each at most once (by dedupe key)."""
-    if not planned:
-        return 0
-    rows = [
-        {
-            "dedupe_key": p.key,
-            "kind": p.kind,
-            "contact_id": p.contact_id,
-            "item_id": p.item_id,
-            "payload": {"message": p.message, "params": p.params},
-            "due_at": p.due_at,
-            "expires_at": p.expires_at,
-            "state": "pending",
-            "attempts": 0,
-            "created_at": now,
-        }
+    messages = [
+        Message(
+            key=p.key,
+            kind=p.kind,
+            contact_id=p.contact_id,
+            item_id=p.item_id,
+            payload={"message": p.message, "params": p.params},
+            due_at=p.due_at,
+            expires_at=p.expires_at,
+        )
         for p in planned
         if p.kind != "digest"
     ]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     added = 0
-    for start in range(0, len(rows), 500):
-        statement = insert(Outbox).on_conflict_do_nothing(index_elements=["dedupe_key"])
-        result = session.connection().execute(statement, rows[start : start + 500])
-        added += max(result.rowcount, 0)  # some drivers do not count an executemany
-    session.info[OUTBOX_TOUCHED] = True
+    for start in range(0, len(messages), 500):
+        added += len(enqueue(session, messages[start : start + 500], now=now))
     return added

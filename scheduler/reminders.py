@@ -8,9 +8,10 @@ from typing import Any
 from sqlmodel import Session, select
 
 from bot.i18n import UserError
-from bot.models import Contact, Outbox, Plan, Role, Section, WorkItem
+from bot.models import Contact, Plan, Role, Section, WorkItem
+from bot.outbox import OUTBOX_TOUCHED, Message, enqueue
 from bot.services import audit
-from bot.services.notices import OUTBOX_TOUCHED, fresh_key
+from bot.services.notices import fresh_key
 from bot.services.progress import StatusRules
 from bot.settings import Settings
 from scheduler.calendar import WorkCalendar
@@ -92,13 +93,14 @@ def ask_now(
         for _, contact_id in open_item.owners:
             if state.people[contact_id].role == Role.official:
                 by_contact.setdefault(contact_id, []).append(open_item)
+    asks: list[Message] = []
     for contact_id, items in by_contact.items():
         single = items[0] if len(items) == 1 else None
         lines = "\n".join(f"{i.number}. {i.title}" for i in items)
-        session.add(
-            Outbox(
+        asks.append(
+            Message(
                 # asked on demand: twice in one second is two asks, not a clash
-                dedupe_key=fresh_key("ask-now", contact_id, item.id if item else "all"),
+                key=fresh_key("ask-now", contact_id, item.id if item else "all"),
                 kind="ask",
                 contact_id=contact_id,
                 item_id=single.id if single else None,
@@ -114,6 +116,7 @@ def ask_now(
                 expires_at=now + ASK_VALID,
             )
         )
+    enqueue(session, asks, now=now)
     session.info[OUTBOX_TOUCHED] = True
     audit.record(
         session,

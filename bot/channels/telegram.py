@@ -52,13 +52,23 @@ from telegram.warnings import PTBUserWarning
 
 from bot.channels.aiohttp_request import AiohttpRequest
 from bot.chat import ChatCore
-from bot.events import Button, EventKind, IncomingMessage, SentMessage, split_text
+from bot.events import (
+    Button,
+    EventKind,
+    IncomingMessage,
+    SentMessage,
+    clean_text,
+    split_html,
+    split_text,
+    utf16_size,
+)
 from bot.i18n import Translator
 from bot.inbox import Received
 from bot.models import Contact, Role
 from bot.ordering import ChatLocks
 from bot.router import Router
 from bot.settings import Settings
+from bot.web import RefusalLog, RequestRefused, read_limited
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +78,15 @@ os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 PLATFORM = "telegram"
 SEND_MESSAGE = "sendMessage"
+GET_UPDATES = "getUpdates"
+POLL_READ_MARGIN = 10.0  # seconds beyond the long-poll timeout before a read gives up
 PACING_SECONDS = 0.1
 # Bot.do_api_request("sendMessage") asks politely for Bot.send_message instead; Duban calls it
 # on purpose (see TelegramMessenger.send_text), so that one notice is silenced.
 warnings.filterwarnings(
-    "ignore", message=r"Please use 'Bot\.sendMessage' instead", category=PTBUserWarning
+    "ignore",
+    message=r"Please use 'Bot\.(sendMessage|getUpdates)' instead",
+    category=PTBUserWarning,
 )
 MAX_MESSAGE = 4096
 MAX_CAPTION = 1024
@@ -102,9 +116,9 @@ def to_event(update: Update) -> IncomingMessage | None:
             sender_id=str(user.id),
             update_id=str(update.update_id),
             kind=EventKind.button,
-            button_data=query.data or "",
+            button_data=clean_text(query.data or ""),
             message_id=str(message.message_id) if message is not None else None,
-            sender_name=user.full_name,
+            sender_name=clean_text(user.full_name),
         )
     message = update.message
     if message is None or message.chat.type != "private":
@@ -115,11 +129,11 @@ def to_event(update: Update) -> IncomingMessage | None:
         chat_id=str(message.chat.id),
         sender_id=str(user.id),
         update_id=str(update.update_id),
-        text=message.text or "",
+        text=clean_text(message.text or ""),
         kind=EventKind.text if message.text is not None else EventKind.unsupported,
         message_id=str(message.message_id),
         reply_to_message_id=str(reply_to.message_id) if reply_to is not None else None,
-        sender_name=user.full_name,
+        sender_name=clean_text(user.full_name),
     )
 
 
@@ -197,10 +211,13 @@ class TelegramMessenger:
     ) -> SentMessage:
         """Send text split at 4096 characters on line boundaries; buttons go on the last part.
 
-        With markup "html" the text is Telegram HTML (tags never span lines, so a split on
-        line boundaries keeps every part well formed).
+        With markup "html" the text is Telegram HTML: it is split between tags, never inside
+        one, and a tag open across a split is closed and opened again, so every part parses.
         """
-        chunks = split_text(text, MAX_MESSAGE)
+        if markup == "html":
+            chunks = split_html(text, MAX_MESSAGE, size=utf16_size)
+        else:
+            chunks = split_text(text, MAX_MESSAGE, size=utf16_size)
         sent: dict[str, Any] = {}
         for index, chunk in enumerate(chunks):
             last = index == len(chunks) - 1
@@ -280,6 +297,7 @@ class TelegramChannel:
         self.application.add_error_handler(self._on_error)
         self.messenger = TelegramMessenger(self.application)
         self._poller: asyncio.Task[None] | None = None
+        self._refusals = RefusalLog(log, "Telegram webhook")
 
     def _with_transport(self, builder: Any) -> Any:
         """The HTTP client for the Bot API: aiohttp by default, PTB's httpx on request."""
@@ -372,23 +390,29 @@ class TelegramChannel:
     async def _poll(self) -> None:
         """Fetch updates, store them, and only then let the offset confirm them to Telegram."""
         bot = self.application.bot
+        timeout = self.settings.telegram_poll_timeout
         offset = 0
         pause = 1.0
         while True:
             try:
-                updates = await bot.get_updates(
-                    offset=offset,
-                    timeout=self.settings.telegram_poll_timeout,
-                    allowed_updates=ALLOWED_UPDATES,
+                # The raw updates: stored as they came, then made into PTB's Update objects.
+                raw: list[dict[str, Any]] = await bot.do_api_request(
+                    GET_UPDATES,
+                    api_kwargs={
+                        "offset": offset,
+                        "timeout": timeout,
+                        "allowed_updates": ALLOWED_UPDATES,
+                    },
+                    read_timeout=timeout + POLL_READ_MARGIN,
                 )
-                if updates:
-                    received = [_received(update) for update in updates]
+                if raw:
+                    received = [_received_raw(data) for data in raw]
                     fresh = await self.core.store(PLATFORM, received)
                     # stored: the next getUpdates may confirm them
-                    offset = updates[-1].update_id + 1
-                    for update, new in zip(updates, fresh, strict=True):
+                    offset = int(raw[-1]["update_id"]) + 1
+                    for data, new in zip(raw, fresh, strict=True):
                         if new:
-                            await self.application.update_queue.put(update)
+                            await self.application.update_queue.put(Update.de_json(data, bot))
                 pause = 1.0
             except asyncio.CancelledError:
                 raise
@@ -421,34 +445,35 @@ class TelegramChannel:
         return [Route("/telegram/webhook", self._webhook, methods=["POST"])]
 
     async def _webhook(self, request: Request) -> Response:
-        """Checks the secret header in constant time, then processes the update."""
+        """Check the secret header in constant time, then store the update; 4xx when refused."""
         secret = self.settings.telegram_webhook_secret
         given = request.headers.get(SECRET_HEADER, "")
         if secret is None or not hmac.compare_digest(
             given.encode(), secret.get_secret_value().encode()
         ):
-            log.warning("Telegram webhook call with a wrong or missing secret refused")
+            self._refusals.refused(403, "wrong or missing secret")
             return Response(status_code=403)
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_WEBHOOK_BODY):
-            return Response(status_code=413)
-        body = await request.body()
-        if len(body) > MAX_WEBHOOK_BODY:
-            return Response(status_code=413)
+        try:
+            body = await read_limited(request, MAX_WEBHOOK_BODY)
+        except RequestRefused as exc:
+            self._refusals.refused(exc.status, exc.reason)
+            return Response(status_code=exc.status)
         try:
             data = json.loads(body)
-            if not isinstance(data, dict) or not isinstance(data.get("update_id"), int):
+            update_id = data.get("update_id") if isinstance(data, dict) else None
+            if not isinstance(update_id, int) or isinstance(update_id, bool):
                 raise ValueError("not an update object")
             update = Update.de_json(data, self.application.bot)
-        except (ValueError, TypeError, KeyError, AttributeError):
-            log.warning("Telegram webhook body is not an update")
+            received = _received(update)
+        except Exception:  # bad JSON, nesting too deep, shapes PTB cannot read: not an update
+            self._refusals.refused(400, "body is not an update")
             return Response(status_code=400)
         # Stored before the answer: a crash after it loses nothing, a crash before it makes
         # Telegram send the update again, and the inbox keeps it once.
         try:
-            (new,) = await self.core.store(PLATFORM, [_received(update)])
+            (new,) = await self.core.store(PLATFORM, [received])
         except Exception as exc:
-            log.warning("Telegram webhook: storing the update failed (%s)", type(exc).__name__)
+            self._refusals.refused(503, f"storing the update failed ({type(exc).__name__})")
             return Response(status_code=503)
         if new:
             await self.application.update_queue.put(update)
@@ -462,6 +487,24 @@ def _received(update: Update) -> Received:
         update_key=str(update.update_id),
         chat_key=str(chat.id) if chat is not None else "",
         payload=json.dumps(update.to_dict(), ensure_ascii=False),
+    )
+
+
+def _received_raw(data: dict[str, Any]) -> Received:
+    """A raw update from getUpdates as the inbox stores it (as it came: no re-encoding of a
+    PTB object on the polling path)."""
+    chat: Any = None
+    for key in ("message", "edited_message", "callback_query"):
+        part = data.get(key)
+        if isinstance(part, dict):
+            chat = (part.get("message") or part).get("chat", {}).get("id")
+            if chat is None and key == "callback_query":
+                chat = part.get("from", {}).get("id")
+            break
+    return Received(
+        update_key=str(data["update_id"]),
+        chat_key="" if chat is None else str(chat),
+        payload=json.dumps(data, ensure_ascii=False, separators=(",", ":")),
     )
 
 

@@ -21,6 +21,7 @@ import binascii
 import hashlib
 import hmac
 import logging
+import re
 import time
 import uuid
 from collections import deque
@@ -28,11 +29,10 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
-from xml.parsers.expat import ExpatError
 
 import requests
 import xmltodict
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 from wechatpy.enterprise import WeChatClient, parse_message
@@ -41,10 +41,19 @@ from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.exceptions import WeChatClientException
 
 from bot.chat import ChatCore
-from bot.events import Button, EventKind, IncomingMessage, SentMessage, split_text, utf8_size
+from bot.events import (
+    Button,
+    EventKind,
+    IncomingMessage,
+    SentMessage,
+    clean_text,
+    split_text,
+    utf8_size,
+)
 from bot.inbox import Received
 from bot.ordering import ChatLocks
 from bot.settings import Settings
+from bot.web import RefusalLog, RequestRefused, read_limited
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +67,8 @@ RETRY_ERRORS = (45009, 45033)
 MAX_ATTEMPTS = 4
 BASE_BACKOFF = 0.5  # seconds; doubled after each failed attempt
 WORKERS = 4  # callbacks handled at once
+# A DTD can declare entities (billion laughs) or fetch from elsewhere: WeCom never sends one.
+DECLARATION = re.compile(r"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 
 T = TypeVar("T")
 
@@ -78,13 +89,23 @@ def aes_key_bytes(aes_key: str) -> bytes:
     return key
 
 
-class CallbackRejected(Exception):
+class CallbackRejected(RequestRefused):
     """A callback that must not be processed; carries the HTTP status to answer."""
 
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
+
+def refuse_declarations(text: str) -> None:
+    """Refuse (400) XML that carries a DTD or an entity declaration, before any parser sees it."""
+    if DECLARATION.search(text):
+        raise CallbackRejected(400, "XML with a DTD or an entity declaration")
+
+
+def parse_xml(text: str) -> Any:
+    """XML from outside as xmltodict's dict; a DTD, an entity or anything unparsable is a 400."""
+    refuse_declarations(text)
+    try:
+        return xmltodict.parse(text, disable_entities=True)
+    except Exception:  # whatever expat makes of hostile bytes, it is malformed input
+        raise CallbackRejected(400, "malformed XML") from None
 
 
 class CallbackCrypto:
@@ -116,30 +137,34 @@ class CallbackCrypto:
     def decrypt(self, body: bytes, msg_signature: str, timestamp: str, nonce: str) -> str:
         """The plain XML of a POSTed callback."""
         try:
-            envelope = xmltodict.parse(body.decode("utf-8"))["xml"]
-            encrypted = envelope["Encrypt"]
-        except (ExpatError, UnicodeDecodeError, KeyError, TypeError):
-            raise CallbackRejected(400, "malformed XML") from None
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CallbackRejected(400, "body is not UTF-8") from None
+        envelope = parse_xml(text)
+        encrypted = envelope.get("xml") if isinstance(envelope, dict) else None
+        if isinstance(encrypted, dict):
+            encrypted = encrypted.get("Encrypt")
         if not isinstance(encrypted, str):
-            raise CallbackRejected(400, "malformed XML")
+            raise CallbackRejected(400, "no Encrypt element")
         self._verified(msg_signature, timestamp, nonce, encrypted)
         return self._decrypt(encrypted)
 
 
 def to_event(xml: str) -> IncomingMessage | None:
     """Translate a decrypted WeCom message into the core's event (None: not for the bot)."""
+    refuse_declarations(xml)
     try:
         message = parse_message(xml)
-    except (ExpatError, KeyError, TypeError, ValueError):
-        raise CallbackRejected(400, "malformed XML") from None
+    except Exception:  # odd shapes (an element where text belongs) break wechatpy's classes
+        raise CallbackRejected(400, "malformed message XML") from None
     if message is None:
         raise CallbackRejected(400, "empty message")
     data: dict[str, Any] = message._data
-    user = str(data.get("FromUserName") or "")
+    user = _text_field(data, "FromUserName")
     if not user:
         raise CallbackRejected(400, "no sender")
-    created = str(data.get("CreateTime") or "")
-    msg_id = data.get("MsgId")
+    created = _text_field(data, "CreateTime")
+    msg_id = _text_field(data, "MsgId") or None
     update_id = f"msg:{msg_id}" if msg_id else f"event:{user}:{created}"
     base: dict[str, Any] = {
         "platform": PLATFORM,
@@ -147,14 +172,15 @@ def to_event(xml: str) -> IncomingMessage | None:
         "sender_id": user,
         "update_id": update_id,
     }
-    kind = str(data.get("MsgType", "")).lower()
+    kind = _text_field(data, "MsgType").lower()
     if kind == "text":
-        return IncomingMessage(**base, text=str(data.get("Content") or ""), message_id=msg_id)
+        text = clean_text(_text_field(data, "Content"))
+        return IncomingMessage(**base, text=text, message_id=msg_id)
     if kind == "event":
-        event = str(data.get("Event", "")).lower()
+        event = _text_field(data, "Event").lower()
         if event == "template_card_event":
-            key = str(data.get("EventKey") or "")
-            task = str(data.get("TaskId") or "")
+            key = _text_field(data, "EventKey")
+            task = _text_field(data, "TaskId")
             return IncomingMessage(
                 **{**base, "update_id": f"card:{user}:{task}:{created}"},
                 kind=EventKind.button,
@@ -164,6 +190,16 @@ def to_event(xml: str) -> IncomingMessage | None:
             return IncomingMessage(**base, kind=EventKind.enter)
         return None  # subscribe, location, menu views ...: nothing to answer
     return IncomingMessage(**base, kind=EventKind.unsupported, message_id=msg_id)
+
+
+def _text_field(data: dict[str, Any], name: str) -> str:
+    """A field of a WeCom message as text ("" when absent); an element in its place is a 400."""
+    value = data.get(name)
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        raise CallbackRejected(400, "malformed message field")
+    return str(value)
 
 
 class DubanWeComClient(WeChatClient):
@@ -365,6 +401,7 @@ class WeComChannel:
         # fast under a burst (the work competes with the event loop for the interpreter).
         self._working = asyncio.Semaphore(WORKERS)
         self._accepting = False  # until start() has handed over what was stored before
+        self._refusals = RefusalLog(log, "WeCom callback")
 
     async def start(self) -> None:
         """Hand over what was stored and not handled (in order), then take callbacks."""
@@ -392,18 +429,32 @@ class WeComChannel:
         return [Route("/wecom/callback", self._callback, methods=["GET", "POST"])]
 
     async def _callback(self, request: Request) -> Response:
-        params = request.query_params
-        sig, ts, nonce = (params.get(k, "") for k in ("msg_signature", "timestamp", "nonce"))
+        """Answer WeCom: 4xx for anything refused, 503 when it cannot be taken now, never 500."""
         try:
-            if request.method == "GET":
-                echo = self.crypto.verify_url(sig, ts, nonce, params.get("echostr", ""))
-                return PlainTextResponse(echo)
-            body = await _read_limited(request, MAX_BODY)
-            xml = self.crypto.decrypt(body, sig, ts, nonce)
-            event = to_event(xml)
+            return await self._answer(request)
         except CallbackRejected as exc:
-            log.warning("WeCom callback refused (%s): %s", exc.status, exc.reason)
+            self._refusals.refused(exc.status, exc.reason)
             return Response(status_code=exc.status)
+        except Exception as exc:  # a bug or an outage: one line, no traceback per request
+            self._refusals.failed(503, exc)
+            return Response(status_code=503)
+
+    async def _answer(self, request: Request) -> Response:
+        params = request.query_params
+        sig, ts, nonce = (params.get(k) for k in ("msg_signature", "timestamp", "nonce"))
+        if not (sig and ts and nonce):
+            raise CallbackRejected(400, "missing parameters")
+        if request.method == "GET":
+            echostr = params.get("echostr")
+            if not echostr:
+                raise CallbackRejected(400, "missing echostr")
+            return PlainTextResponse(self.crypto.verify_url(sig, ts, nonce, echostr))
+        try:
+            body = await read_limited(request, MAX_BODY)
+        except RequestRefused as exc:  # WeCom's refusals of a body are all 400s
+            raise CallbackRejected(400, exc.reason) from None
+        xml = self.crypto.decrypt(body, sig, ts, nonce)
+        event = to_event(xml)
         if event is None:
             return Response(status_code=200)  # nothing for the bot (subscribe, location ...)
         if not self._accepting:
@@ -413,7 +464,7 @@ class WeComChannel:
         try:
             (new,) = await self.core.store(PLATFORM, [received])
         except Exception as exc:
-            log.warning("WeCom callback: storing the message failed (%s)", type(exc).__name__)
+            self._refusals.refused(503, f"storing the message failed ({type(exc).__name__})")
             return Response(status_code=503)
         if new:
             self._spawn(event)
@@ -431,23 +482,6 @@ class WeComChannel:
                 await self.core.handle(event)
             except Exception:
                 log.exception("handling a WeCom message failed")
-
-
-async def _read_limited(request: Request, limit: int) -> bytes:
-    length = request.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > limit):
-        raise CallbackRejected(400, "body too large")
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise CallbackRejected(400, "body too large")
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise CallbackRejected(400, "client went away") from None
-    return b"".join(chunks)
 
 
 def missing_wecom_settings(settings: Settings) -> list[str]:

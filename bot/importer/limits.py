@@ -89,9 +89,7 @@ def read_at_most(path: Path, limit: int) -> bytes:
 
 
 def check_text(text: str, file: str) -> None:
-    """Refuse text with too many characters, too many lines or an overlong line."""
-    if len(text) > MAX_TEXT_CHARS:
-        raise PlanFormatError("importer.limit.text", file=file, limit=MAX_TEXT_CHARS)
+    """Refuse text with too many lines, an overlong line, or too many characters."""
     if text.count("\n") >= MAX_LINES:
         raise PlanFormatError("importer.limit.lines", file=file, limit=MAX_LINES)
     for number, line in enumerate(text.split("\n"), start=1):
@@ -99,6 +97,8 @@ def check_text(text: str, file: str) -> None:
             raise PlanFormatError(
                 "importer.limit.line_length", file=file, line=number, limit=MAX_LINE_CHARS
             )
+    if len(text) > MAX_TEXT_CHARS:
+        raise PlanFormatError("importer.limit.text", file=file, limit=MAX_TEXT_CHARS)
 
 
 def paragraph_too_long(text: str, file: str) -> PlanFormatError:

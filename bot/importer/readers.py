@@ -52,8 +52,9 @@ Limits (``limits``)
     to more than 20 MB; then ``word/document.xml`` is unpacked once as a stream, counting its
     bytes (whatever the directory declares) and its paragraphs, tables, rows and cells
     (``<w:p>``, ``<w:tbl>``, ``<w:tr>``, ``<w:tc>``; at most 50,000). While the text is read: a
-    paragraph or cell over 10,000 characters, more than 500,000 characters of text, more than
-    20,000 lines in the paragraphs, a table row wider than 64 grid columns.
+    paragraph or cell over 10,000 characters, more than 500,000 characters of text (a cell
+    merged down several rows counts in each), more than 20,000 lines in the paragraphs, a
+    table row wider than 64 grid columns.
 
 Errors are ``PlanFormatError`` with a one-line message that names the file and says what is
 wrong, e.g. ``plan.docx: not a valid .docx file (not a zip archive)`` (key
@@ -354,6 +355,7 @@ def _table_rows(table: Table, budget: _TextBudget) -> list[list[str]]:
         for tc, span in zip(cells, spans, strict=True):
             if tc.vMerge == "continue":
                 text = above.get(len(texts), "")
+                budget.add(text, lines=False)  # read again in this row: it counts again
             else:
                 text = _clean_cell_text(_Cell(tc, table).text)
                 if len(text) > limits.MAX_LINE_CHARS:

@@ -170,10 +170,7 @@ def _join_wrapped_lines(text: str) -> str:
 def _clause_start(norm: str, pos: int) -> int:
     """Start of the clause that contains pos, at most _MAX_CLAUSE characters back."""
     low = max(0, pos - _MAX_CLAUSE)
-    for i in range(pos - 1, low - 1, -1):
-        if norm[i] in _CLAUSE_END:
-            return i + 1
-    return low
+    return max(low, *(norm.rfind(mark, low, pos) + 1 for mark in _CLAUSE_END))
 
 
 def _mask_number_runs(norm: str) -> str:

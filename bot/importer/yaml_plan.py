@@ -44,8 +44,9 @@ Rules:
   a subclass of ``yaml.SafeLoader`` that only adds the duplicate-key check, the
   leading-zero and invalid-date rules above, and two limits checked while the document is
   composed, before any Python object is built: nesting deeper than 32 levels, and more than
-  100,000 nodes when each alias counts as the nodes it stands for ("billion laughs": a few
-  lines of anchors and aliases standing for millions of items). PyYAML composes nested
+  100,000 nodes or 500,000 characters of text when each alias counts as what it stands for
+  ("billion laughs": a few lines of anchors and aliases standing for millions of items, or
+  for one long text many times). PyYAML composes nested
   collections by recursion, so the depth is checked on the way down, long before Python's
   recursion limit. A plan is also refused with more than 2,000 items or sections, or an item
   whose title and body are over 10,000 characters (see ``limits``).
@@ -118,31 +119,37 @@ class _PlanLoader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._depth = 0
-        self._nodes = 0  # composed so far, each alias counted as the nodes it stands for
-        self._expanded: dict[int, int] = {}  # id(anchored node) -> nodes it stands for
+        # Composed so far, each alias counted as what it stands for: nodes, and characters of
+        # scalar text (an alias repeats a long text as surely as it repeats a list).
+        self._nodes = 0
+        self._chars = 0
+        self._expanded: dict[int, tuple[int, int]] = {}  # id(anchored node) -> (nodes, chars)
 
     def compose_node(self, parent: Node | None, index: int) -> Node | None:
         if self.check_event(AliasEvent):
             node = super().compose_node(parent, index)
             # a node still being composed (an alias inside its own anchor) counts as one
-            self._count(self._expanded.get(id(node), 1))
+            self._count(*self._expanded.get(id(node), (1, 0)))
             return node
         anchor = self.peek_event().anchor
         self._depth += 1
         if self._depth > limits.MAX_YAML_DEPTH:
             raise _OverLimit("importer.limit.yaml_depth", limits.MAX_YAML_DEPTH)
-        before = self._nodes
+        nodes, chars = self._nodes, self._chars
         node = super().compose_node(parent, index)
         self._depth -= 1
-        self._count(1)
+        self._count(1, len(node.value) if isinstance(node, ScalarNode) else 0)
         if anchor is not None:
-            self._expanded[id(node)] = self._nodes - before
+            self._expanded[id(node)] = (self._nodes - nodes, self._chars - chars)
         return node
 
-    def _count(self, nodes: int) -> None:
+    def _count(self, nodes: int, chars: int) -> None:
         self._nodes += nodes
+        self._chars += chars
         if self._nodes > limits.MAX_YAML_NODES:
             raise _OverLimit("importer.limit.yaml_nodes", limits.MAX_YAML_NODES)
+        if self._chars > limits.MAX_TEXT_CHARS:
+            raise _OverLimit("importer.limit.text", limits.MAX_TEXT_CHARS)
 
     def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         seen: set[object] = set()

@@ -19,9 +19,10 @@ from typing import Any
 
 from sqlmodel import Session
 
-from bot.models import Contact, Outbox
+from bot.models import Contact
+from bot.outbox import OUTBOX_TOUCHED, Message, enqueue
 
-OUTBOX_TOUCHED = "duban.outbox_touched"
+__all__ = ["OUTBOX_TOUCHED", "fresh_key", "queue_notice"]
 
 
 def fresh_key(kind: str, *about: object) -> str:
@@ -38,16 +39,14 @@ def queue_notice(
     now: datetime,
     item_id: int | None = None,
     **params: Any,
-) -> Outbox:
+) -> None:
     """Plan message `message` (a catalog key) to a contact, once per dedupe `key`."""
-    row = Outbox(
-        dedupe_key=key,
+    notice = Message(
+        key=key,
         kind="notice",
         contact_id=contact.id,
         item_id=item_id,
         payload={"message": message, "params": params},
         due_at=now,
     )
-    session.add(row)
-    session.info[OUTBOX_TOUCHED] = True  # so the caller knows to kick the dispatcher
-    return row
+    enqueue(session, [notice], now=now)

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from sqlmodel import Session, col, select
 
-from bot.models import Contact, Outbox, Role
+from bot.models import Contact, Role
+from bot.outbox import OUTBOX_TOUCHED, Message, enqueue
 from bot.services.digest import Digest
-from bot.services.notices import OUTBOX_TOUCHED
 from bot.templating import render_digest
 
 
@@ -67,29 +67,27 @@ def queue_digest(
     if chart_dir is not None:
         chart = write_digest_chart(digest, chart_dir / f"digest-{digest.label}.png", locale)
     payload = digest_payload(digest, locale, chart)
-    queued = 0
     leaders = session.exec(
         select(Contact).where(Contact.role == Role.leader, col(Contact.active).is_(True))
     )
-    for leader in leaders:
-        key = f"digest:{digest.plan.id}:{digest.label}:{leader.id}"
-        if session.exec(select(Outbox.id).where(Outbox.dedupe_key == key)).first() is None:
-            session.add(
-                Outbox(
-                    dedupe_key=key, kind="digest", contact_id=leader.id, payload=payload, due_at=now
-                )
-            )
-            queued += 1
+    messages = [
+        Message(
+            key=f"digest:{digest.plan.id}:{digest.label}:{leader.id}",
+            kind="digest",
+            contact_id=leader.id,
+            payload=payload,
+            due_at=now,
+        )
+        for leader in leaders
+    ]
+    queued = len(enqueue(session, messages, now=now))
     if group:
-        key = f"digest-group:{digest.plan.id}:{digest.label}"
-        if session.exec(select(Outbox.id).where(Outbox.dedupe_key == key)).first() is None:
-            session.add(
-                Outbox(
-                    dedupe_key=key,
-                    kind="group",
-                    payload={"markdown": payload["markdown"]},
-                    due_at=now,
-                )
-            )
+        robot = Message(
+            key=f"digest-group:{digest.plan.id}:{digest.label}",
+            kind="group",
+            payload={"markdown": payload["markdown"]},
+            due_at=now,
+        )
+        enqueue(session, [robot], now=now)
     session.info[OUTBOX_TOUCHED] = True
     return queued
