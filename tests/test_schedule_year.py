@@ -186,3 +186,53 @@ def test_a_skipped_tick_is_not_a_warning(caplog: pytest.LogCaptureFixture) -> No
         caplog.clear()
         aps.warning("Execution of job skipped: maximum number of running instances reached (1)")
     assert [r.levelname for r in caplog.records] == ["DEBUG"]
+
+
+async def test_a_reassigned_item_is_reminded_even_when_sqlite_reuses_the_row_id(
+    engine: Engine,
+) -> None:
+    """Deadline reminders are keyed by item and person: when 张三's item passes to 陈五 on the
+    day of its T-7 reminder, and SQLite gives the new assignment the deleted row's id, 陈五
+    still gets that day's reminder (a key built from the row id would match 张三's)."""
+    from bot.services import assignments
+
+    _setup(engine)
+    with Session(engine, expire_on_commit=False) as session:  # 张三's row: the newest id
+        item = plans.find_item(session, plans.current_plan(session), "9")
+        zhang = session.exec(select(Contact).where(Contact.name == "张三")).one()
+        assignments.unassign(session, item=item, contact=zhang, actor=audit.CLI_ACTOR)
+        assignments.assign(session, item=item, contact=zhang, actor=audit.CLI_ACTOR)
+        session.commit()
+
+    def deadline_rows() -> list[Outbox]:
+        with Session(engine) as session:
+            return list(session.exec(select(Outbox).where(Outbox.kind == "deadline")))
+
+    day = DEADLINES[9] - timedelta(days=14)
+    while not any(r.item_id == _item9(engine) for r in deadline_rows()):
+        await _play(engine, day, day)
+        day += timedelta(days=1)
+    t7 = day - timedelta(days=1)
+    with Session(engine, expire_on_commit=False) as session:
+        item = plans.find_item(session, plans.current_plan(session), "9")
+        zhang = session.exec(select(Contact).where(Contact.name == "张三")).one()
+        chen = session.exec(select(Contact).where(Contact.name == "陈五")).one()
+        old_id = session.exec(select(Assignment.id).where(Assignment.item_id == item.id)).one()
+        assignments.unassign(session, item=item, contact=zhang, actor=audit.CLI_ACTOR)
+        session.commit()
+        assignments.assign(session, item=item, contact=chen, actor=audit.CLI_ACTOR)
+        session.commit()
+        new_id = session.exec(select(Assignment.id).where(Assignment.item_id == item.id)).one()
+    if engine.dialect.name == "sqlite":
+        assert new_id == old_id, "SQLite gave the deleted row's id again"
+    await _play(engine, t7, DEADLINES[9])
+    mine = [r for r in deadline_rows() if r.item_id == item.id and r.contact_id == chen.id]
+    assert len(mine) == 3, "T-7 (the day of the change), T-3 and T-1, each once"
+    assert min(r.due_at for r in mine).astimezone(TZ).date() == t7
+
+
+def _item9(engine: Engine) -> int:
+    with Session(engine) as session:
+        item = plans.find_item(session, plans.current_plan(session), "9")
+        assert item.id is not None
+        return item.id
