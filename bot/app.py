@@ -86,8 +86,9 @@ class DubanApp:
         if settings.telegram_bot_token is not None:
             if settings.telegram_webhook_url and settings.telegram_webhook_secret is None:
                 raise UserError("run.webhook_secret")
-            from bot.channels.telegram import TelegramChannel
+            from bot.channels.telegram import TelegramChannel, prepare_runtime
 
+            prepare_runtime()
             telegram = TelegramChannel(settings, self.core, self.engine, self.router)
             self.core.add_messenger(telegram.messenger)
             self.channels.append(telegram)

@@ -72,27 +72,33 @@ from bot.web import RefusalLog, RequestRefused, read_limited
 
 log = logging.getLogger(__name__)
 
-# Opt in to PTB 22's timedelta durations (RetryAfter.retry_after and friends): PTB reads this
-# when it builds such an object, and without it warns on every 429 it sees.
-os.environ.setdefault("PTB_TIMEDELTA", "1")
-
 PLATFORM = "telegram"
 SEND_MESSAGE = "sendMessage"
 GET_UPDATES = "getUpdates"
 POLL_READ_MARGIN = 10.0  # seconds beyond the long-poll timeout before a read gives up
 PACING_SECONDS = 0.1
-# Bot.do_api_request("sendMessage") asks politely for Bot.send_message instead; Duban calls it
-# on purpose (see TelegramMessenger.send_text), so that one notice is silenced.
-warnings.filterwarnings(
-    "ignore",
-    message=r"Please use 'Bot\.(sendMessage|getUpdates)' instead",
-    category=PTBUserWarning,
-)
 MAX_MESSAGE = 4096
 MAX_CAPTION = 1024
 MAX_WEBHOOK_BODY = 1 << 20
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES = ["message", "callback_query"]
+
+
+def prepare_runtime() -> None:
+    """Process-wide settings PTB needs, made by the composition root (not at import time).
+
+    - PTB 22's timedelta durations (RetryAfter.retry_after and friends): PTB reads this when it
+      builds such an object, and without it warns on every 429 it sees.
+    - Bot.do_api_request("sendMessage"/"getUpdates") asks politely for Bot.send_message and
+      Bot.get_updates instead; Duban calls it on purpose (no Message objects built on the hot
+      path; the raw updates are stored as they came), so that notice is silenced.
+    """
+    os.environ.setdefault("PTB_TIMEDELTA", "1")
+    warnings.filterwarnings(
+        "ignore",
+        message=r"Please use 'Bot\.(sendMessage|getUpdates)' instead",
+        category=PTBUserWarning,
+    )
 
 
 def file_url_for(base_url: str) -> str:
@@ -356,8 +362,12 @@ class TelegramChannel:
         """Connect, set the command menu, hand over what is stored and not handled, then
         start polling or register the webhook."""
         app = self.application
-        await app.initialize()
-        await self._set_commands()
+        try:
+            await app.initialize()
+            await self._set_commands()
+        except BaseException:
+            await app.shutdown()  # close the HTTP sessions a failed start opened
+            raise
         await app.start()
         await self._recover()
         if self.webhook:

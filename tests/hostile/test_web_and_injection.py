@@ -466,7 +466,7 @@ def test_user_text_cannot_make_wecom_markdown(engine: Engine, tmp_path: Path) ->
     assert "［单位］(http://evil.example/u)" in markdown
     assert "［李四］(http://evil.example/n)" in markdown.split("本周未报送")[1]
     assert "张＊三＊" in markdown and "＜b＞个＜/b＞" in markdown
-    assert "＜font color=\"warning\"＞紧急＜/font＞" in markdown
+    assert '· 1、＜font color="warning"＞紧…' in markdown  # the section, truncated
     # the template's own markup is untouched
     assert "**概况**" in markdown and "### 🔴 滞后事项（1）" in markdown
     english = render_digest(_digest(engine), "wecom", "en")
