@@ -16,6 +16,8 @@ from starlette.routing import BaseRoute
 from bot import db, inbox
 from bot.chat import ChatCore
 from bot.clock import Clock, system_clock
+from bot.db_errors import describe
+from bot.db_health import DatabaseHealth
 from bot.i18n import UserError
 from bot.redaction import Redactor, install_redaction
 from bot.settings import Settings
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 
 PRUNE_EVERY = timedelta(hours=6)
 SHUTDOWN_GRACE = 8.0  # seconds; `duban run` must be down within 10 s of SIGTERM
+RETRY_FIRST, RETRY_MAX = 1.0, 30.0  # seconds between tries to reach the database at start
 
 
 class Channel(Protocol):
@@ -124,7 +127,12 @@ class DubanApp:
         )
         self.core.after_commit.append(self.dispatcher.deliver_due)
         routes = [route for channel in self.channels for route in channel.routes()]
-        self.web = build_web_app(routes, status={"channels": [c.platform for c in self.channels]})
+        self.health = DatabaseHealth(self.engine)
+        self.web = build_web_app(
+            routes,
+            status={"channels": [c.platform for c in self.channels]},
+            health=self.health.problem,
+        )
         self._server: EmbeddedServer | None = None
         self._housekeeping: asyncio.Task[None] | None = None
         self._server_task: asyncio.Task[None] | None = None
@@ -132,8 +140,8 @@ class DubanApp:
         self.run_scheduler = run_scheduler
 
     async def start(self) -> None:
-        """Migrate, start the web app and the channels, and send what was left pending."""
-        await asyncio.to_thread(db.upgrade, self.engine)
+        """Start the web app (/healthz answers 503 until the database does), wait for the
+        database and migrate it, then start the channels and send what was left pending."""
         config = uvicorn.Config(
             self.web,
             host=self.settings.web_host,
@@ -148,12 +156,35 @@ class DubanApp:
                 await self._server_task  # raises why it could not start
                 raise RuntimeError("the web server stopped during start-up")
             await asyncio.sleep(0.02)
+        await self._migrate_when_reachable()
         for channel in self.channels:
             await channel.start()
         if self.run_scheduler:
             self.scheduler.start()
         self._housekeeping = asyncio.create_task(self._prune_inbox(), name="inbox-prune")
+        self.health.ready()
         log.info("Duban running: channels %s", [c.platform for c in self.channels])
+
+    async def _migrate_when_reachable(self) -> None:
+        """Migrate the database; while it cannot be reached (or opened, or written), say why
+        in one line and try again after 1, 2, 4 ... 30 seconds. Any other error is raised."""
+        delay = RETRY_FIRST
+        while True:
+            try:
+                await asyncio.to_thread(db.upgrade, self.engine)
+            except Exception as exc:
+                problem = describe(exc, self.engine.url)
+                if problem is None:
+                    raise
+                self.health.waiting(problem.reason)
+                log.warning("database unavailable, retrying in %.0f s: %s", delay, problem)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+            else:
+                if delay > RETRY_FIRST:
+                    log.info("database reachable: migrated, starting")
+                self.health.waiting("starting")
+                return
 
     @property
     def web_port(self) -> int:
@@ -186,6 +217,7 @@ class DubanApp:
         if self._server is not None and self._server_task is not None:
             self._server.should_exit = True
             await asyncio.wait_for(self._server_task, SHUTDOWN_GRACE)
+        await self.health.close()
         self.core.close()
         self.engine.dispose()
         log.info("Duban stopped")
@@ -196,9 +228,18 @@ class DubanApp:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await self.start()
+        starting = asyncio.create_task(self.start(), name="start")
+        signalled = asyncio.create_task(stop.wait(), name="signal")
+        await asyncio.wait({starting, signalled}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():  # a signal while waiting for the database: stop waiting
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+        elif starting.exception() is not None:
+            signalled.cancel()
+            starting.result()  # raises why the start failed
         try:
-            await stop.wait()
+            await signalled
         finally:
             log.info("shutting down")
             await self.stop()

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bot import inbox, outbox
+from bot.chat_wording import for_chat
 from bot.clock import Clock, system_clock
 from bot.dblane import DatabaseLane
 from bot.events import (
@@ -393,7 +394,7 @@ class ChatCore:
                 self.cache.store(ctx.cache_loaded)
                 return replies, bool(session.info.pop(OUTBOX_TOUCHED, False))
             except UserError as exc:
-                message = exc.render(self.t)
+                message = for_chat(exc).render(self.t)  # in chat, the chat's wording
             except Exception:
                 log.exception("handler failed for %s update %s", event.platform, event.update_id)
                 message = self.t("chat.internal_error")

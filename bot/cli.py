@@ -25,6 +25,8 @@ from sqlmodel import Session
 from bot import db
 from bot.chat import MAX_TEXT
 from bot.cn_numbers import parse_number
+from bot.dates import parse_typed_date
+from bot.db_errors import describe as describe_database_problem
 from bot.events import clean_text
 from bot.i18n import Translator, UserError
 from bot.importer.model import ParsedPlan, PlanFormatError
@@ -34,7 +36,7 @@ from bot.reporting import HistoryRow, Reading
 from bot.services import assignments as assign_svc
 from bot.services import audit, contacts, plans, reports
 from bot.services.digest import Digest, build_digest, digest_json, parse_week
-from bot.services.items import ItemView, item_json, item_views, target_json
+from bot.services.items import ItemView, item_json, item_views, plan_start, target_json
 from bot.services.ledger_export import export_ledger, history_rows
 from bot.services.progress import StatusRules
 from bot.services.sending import queue_digest, write_digest_chart
@@ -107,7 +109,8 @@ class Runtime:
             with db.session_scope(self.engine) as session:
                 yield session
         finally:
-            self.engine.dispose()
+            if "engine" in self.__dict__:  # made (not when making it failed: no second try)
+                self.engine.dispose()
 
 
 out = Console(soft_wrap=True)
@@ -149,6 +152,9 @@ def bad_input_exits(func: Callable[P, R]) -> Callable[P, R]:
         except (typer.Exit, typer.Abort, typer.TyperException):
             raise  # typer's own ways out (Exit and Abort are RuntimeErrors)
         except Exception as exc:
+            problem = database_problem(exc)
+            if problem is not None:
+                _fail(problem)  # an operator's to fix (read-only, wrong path, server down): 2
             say_unexpected(exc)
             raise typer.Exit(EXIT_FAILED) from None
 
@@ -163,6 +169,28 @@ def error_line(exc: BaseException) -> str:
     return f"{name}: {lines[0][:300]}" if lines else name
 
 
+def database_problem(exc: BaseException) -> str | None:
+    """One line for a database that cannot be used (read-only, a wrong path, PostgreSQL down
+    or refusing the login): what is wrong and what to do, no password; None for other errors.
+    The traceback goes to the log at DEBUG only."""
+    try:
+        settings = load_settings()
+    except Exception:  # the settings themselves may be what is broken
+        return None
+    problem = describe_database_problem(exc, settings.database_url)
+    if problem is None:
+        return None
+    if settings.log_level.upper() == "DEBUG":
+        _log_traceback(exc, Redactor.from_settings(settings), "database unavailable")
+    return redact(problem.render(Translator(settings.locale)), settings)
+
+
+def _log_traceback(exc: BaseException, redactor: Redactor, what: str) -> None:
+    logging.basicConfig(level=logging.DEBUG, format=LOG_FORMAT)
+    install_redaction(redactor)
+    log.debug(what, exc_info=exc)
+
+
 def say_unexpected(exc: BaseException) -> None:
     """Print one line for an unexpected error; the traceback goes to the log at DEBUG only."""
     settings: Settings | None = None
@@ -173,9 +201,7 @@ def say_unexpected(exc: BaseException) -> None:
         locale, level = "zh-CN", "INFO"
     redactor = Redactor.from_settings(settings)  # PTB's InvalidToken quotes the token
     if level == "DEBUG":
-        logging.basicConfig(level=logging.DEBUG, format=LOG_FORMAT)
-        install_redaction(redactor)
-        log.debug("unexpected error", exc_info=exc)
+        _log_traceback(exc, redactor, "unexpected error")
     detail = redactor(error_line(exc))
     err.print(Translator(locale)("cli.unexpected", detail=detail), markup=False, highlight=False)
 
@@ -430,12 +456,21 @@ def contacts_invite(
             )
 
 
+def _typed_deadline(rt: Runtime, text: str) -> date:
+    """A deadline as people write it (bot/dates.py); a date without a year is in the plan's."""
+    with rt.session() as session:
+        year = plan_start(plans.current_plan(session)).year
+    return parse_typed_date(text, year=year)
+
+
 @app.command("assign")
 @bad_input_exits
 def assign_cmd(
     item: Annotated[str | None, typer.Argument(help="Item number (9) or label (三.2).")] = None,
     contact: Annotated[str | None, typer.Argument(help="The contact's name.")] = None,
-    deadline: Annotated[str | None, typer.Option("--deadline", help="YYYY-MM-DD.")] = None,
+    deadline: Annotated[
+        str | None, typer.Option("--deadline", help="A date: 2023-12-31, 12月31日, 6月底, 年底.")
+    ] = None,
     support: Annotated[bool, typer.Option("--support", help="Support (配合), not lead.")] = False,
     csv_file: Annotated[
         Path | None, typer.Option("--csv", help="Columns: item,contact,unit,role,deadline.")
@@ -448,7 +483,7 @@ def assign_cmd(
     """Assign items to contacts: one item, a whole CSV file, or every item a unit leads."""
     rt = _runtime()
     t = rt.t
-    due = assign_svc.parse_date(deadline) if deadline else None
+    due = _typed_deadline(rt, deadline) if deadline else None
     if csv_file is not None:
         if item or contact or unit:
             raise UserError("cli.assign.csv_alone")

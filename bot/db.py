@@ -17,6 +17,7 @@ from sqlmodel import Session
 log = logging.getLogger(__name__)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONNECT_TIMEOUT = 5  # seconds to reach PostgreSQL, unless DATABASE_URL sets connect_timeout
 
 
 class DatabaseURLError(ValueError):
@@ -52,18 +53,25 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine for DATABASE_URL; SQLite files run in WAL mode with foreign keys on."""
+    """Create an engine for DATABASE_URL; SQLite files run in WAL mode with foreign keys on.
+
+    A SQLite file is created on first use, its folder never: a folder that is missing means a
+    mistyped path or a volume not mounted, and a fresh empty database there would hide that.
+    """
     real = normalize_url(url)
     parsed = make_url(real)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(
             real, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    if "connect_timeout" not in parsed.query:  # libpq waits for the OS (minutes) by default
+        kwargs["connect_args"] = {
+            "connect_timeout": CONNECT_TIMEOUT,
+            **kwargs.get("connect_args", {}),
+        }
     return sa.create_engine(real, **kwargs)
 
 

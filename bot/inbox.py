@@ -52,6 +52,8 @@ _MARK = (
     .values(handled_at=bindparam("p_now"))
     .returning(CACHE_VERSION.label("cache_version"))
 )
+
+
 def _dialect(name: str) -> Any:
     return postgresql if name == "postgresql" else sqlite
 
@@ -86,9 +88,7 @@ def _insert_handled(dialect: str) -> Any:
     )
 
 
-def store(
-    engine: Engine, platform: str, received: Sequence[Received], now: datetime
-) -> list[bool]:
+def store(engine: Engine, platform: str, received: Sequence[Received], now: datetime) -> list[bool]:
     """Store a batch durably in one transaction; for each, whether it is new (False: a
     re-delivery of an update stored before)."""
     if not received:

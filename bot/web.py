@@ -10,7 +10,8 @@ import contextlib
 import logging
 import time
 import traceback
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from pathlib import Path
 
 import uvicorn
 from starlette.applications import Starlette
@@ -21,10 +22,19 @@ from starlette.routing import BaseRoute, Route
 REFUSAL_INTERVAL = 60.0  # seconds between two log lines of one kind of refusal
 
 
-def build_web_app(routes: Sequence[BaseRoute], *, status: dict[str, object]) -> Starlette:
-    """A Starlette app with GET /healthz and the given routes."""
+def build_web_app(
+    routes: Sequence[BaseRoute],
+    *,
+    status: dict[str, object],
+    health: Callable[[], Awaitable[str | None]] | None = None,
+) -> Starlette:
+    """A Starlette app with GET /healthz and the given routes; /healthz answers 503 with the
+    reason while `health` gives one (the database is away, or start-up is not done)."""
 
     async def healthz(_request: Request) -> JSONResponse:
+        reason = await health() if health is not None else None
+        if reason is not None:
+            return JSONResponse({"status": "unavailable", "reason": reason, **status}, 503)
         return JSONResponse({"status": "ok", **status})
 
     return Starlette(routes=[Route("/healthz", healthz, methods=["GET"]), *routes])
@@ -104,6 +114,6 @@ class RefusalLog:
 
     def failed(self, status: int, exc: BaseException) -> None:
         """Note a request that failed unexpectedly: its exception type and where, no traceback."""
-        frames = traceback.extract_tb(exc.__traceback__)
-        where = f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+        innermost = traceback.extract_tb(exc.__traceback__)[-1:]
+        where = "".join(f" at {Path(f.filename).name}:{f.lineno}" for f in innermost)
         self.refused(status, f"unexpected {type(exc).__name__}{where}")

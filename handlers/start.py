@@ -31,7 +31,10 @@ def start(ctx: ChatContext) -> None:
         )
         return
     ctx.contact = result.contact
-    ctx.reply(ctx.t("bind.done", name=result.contact.name, unit=result.contact.unit or "-"))
+    done = ctx.t("bind.done", name=result.contact.name, unit=result.contact.unit or "-")
+    if result.moved:  # the old account is a stranger now: say so where the person is
+        done += "\n" + ctx.t("bind.moved")
+    ctx.reply(done)
     help_(ctx)
 
 

@@ -15,9 +15,14 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
+from sqlmodel import Session
 
 from bot.chat_wording import CHAT_VARIANT, chat_key, for_chat
 from bot.i18n import LOCALES, Translator, UserError, catalog_keys, placeholders
+from bot.models import Plan
+from tests.fakes import FakeTelegram
+from tests.harness import WANG, ZHANG, ZHAO, running_bot
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("bot", "handlers", "scheduler")
@@ -237,3 +242,32 @@ def test_no_internet_slang_in_chinese_text() -> None:
 def test_the_slang_check_catches_ta() -> None:
     assert SLANG.search("逾期上报将发给 ta。") and SLANG.search("请提醒TA报送")
     assert not SLANG.search("请提醒该领导，数据 data 见 metadata")
+
+
+# --- in a running chat -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("user", "text", "expected"),
+    [
+        (ZHANG, "99 50%", "发送 /my 查看您负责的事项"),
+        (WANG, "/status 99", "发送 /my 查看您负责的事项"),
+        (ZHAO, "/assign 9 无名氏", "发送 /contacts 查看全部联系人"),
+        (ZHAO, "/invite 无名氏", "发送 /contacts 查看全部联系人"),
+    ],
+)
+async def test_chat_refusals_say_what_to_do_in_chat(
+    server: FakeTelegram, db_url: str, user: int, text: str, expected: str
+) -> None:
+    async with running_bot(server, db_url) as chat:
+        answer = await chat.says_one(user, text)
+    assert expected in answer and "duban" not in answer
+
+
+async def test_without_a_plan_the_chat_asks_for_an_admin(server: FakeTelegram, db_url: str) -> None:
+    async with running_bot(server, db_url) as chat:
+        with Session(chat.engine) as session:
+            session.execute(sa.delete(Plan))
+            session.commit()
+        answer = await chat.says_one(ZHANG, "/my")
+    assert "请管理员先导入工作计划" in answer and "duban" not in answer

@@ -499,3 +499,22 @@ def test_a_broken_database_is_one_line_not_a_traceback(tmp_path: Path) -> None:
         env={**env, "LOG_LEVEL": "DEBUG"},
     )
     assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [("12月31日", "2023-12-31"), ("2023/6/30", "2023-06-30"), ("年底", "2023-12-31")],
+)
+def test_assign_deadline_as_people_write_it(imported: Cli, typed: str, expected: str) -> None:
+    imported.ok("contacts", "add", "张三", "--unit", "基础教育科")
+    out = imported.ok("assign", "9", "张三", "--deadline", typed).stdout
+    assert f"完成时限：{expected}" in out
+
+
+def test_assign_deadline_that_is_no_date(imported: Cli) -> None:
+    imported.ok("contacts", "add", "张三", "--unit", "基础教育科")
+    before = imported.counts()
+    result = imported("assign", "9", "张三", "--deadline", "下周五")
+    assert result.exit_code == 2
+    assert "日期“下周五”无法识别。请写日期，例如 2023-12-31 或 12月31日" in result.stderr
+    assert imported.counts() == before

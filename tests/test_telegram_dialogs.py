@@ -6,6 +6,7 @@ Bot API server over loopback HTTP.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -292,9 +293,15 @@ async def test_admin_commands_are_audited_and_notify(chat: Dialog) -> None:
     assert "陈五 的邀请码" in invite
     contacts = await chat.says_one(ZHAO, "/contacts")
     assert "张三（基础教育科，联络员）" in contacts
+    # replies are recorded as sent just behind their delivery: wait for that write
+    for _ in range(200):
+        with Session(chat.engine) as s:
+            outbox = s.exec(select(Outbox)).all()
+        if all(o.state == "sent" for o in outbox):
+            break
+        await asyncio.sleep(0.01)
     with Session(chat.engine) as s:
         actions = [a.action for a in s.exec(select(AuditLog).where(AuditLog.actor != "cli"))]
-        outbox = s.exec(select(Outbox)).all()
     assert actions == ["assign", "deadline", "unassign", "contact.invite"]
     assert all(o.state == "sent" for o in outbox), "notices and the replies themselves"
     assert len([o for o in outbox if o.kind != "reply"]) == 3

@@ -69,6 +69,7 @@ BASE_BACKOFF = 0.5  # seconds; doubled after each failed attempt
 WORKERS = 4  # callbacks handled at once
 # A DTD can declare entities (billion laughs) or fetch from elsewhere: WeCom never sends one.
 DECLARATION = re.compile(r"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+ROOT_START = re.compile(r"<[^!?]")  # the first tag that is no declaration, comment or PI
 
 T = TypeVar("T")
 
@@ -94,8 +95,13 @@ class CallbackRejected(RequestRefused):
 
 
 def refuse_declarations(text: str) -> None:
-    """Refuse (400) XML that carries a DTD or an entity declaration, before any parser sees it."""
-    if DECLARATION.search(text):
+    """Refuse (400) XML that carries a DTD or an entity declaration, before any parser sees it.
+
+    Only the prolog, before the root element, can hold one: someone who writes "<!DOCTYPE" in
+    a message (inside its CDATA) declares nothing and is not refused.
+    """
+    root = ROOT_START.search(text)
+    if DECLARATION.search(text, 0, root.start() if root else len(text)):
         raise CallbackRejected(400, "XML with a DTD or an entity declaration")
 
 

@@ -214,6 +214,13 @@ async def test_a_well_signed_message_of_odd_shape_gets_400(
     _no_traceback(caplog)
 
 
+async def test_someone_who_writes_doctype_in_a_message_is_not_refused(wecom: WeComDialog) -> None:
+    answer = await wecom.says_one("zhangsan", "9 60% <!DOCTYPE html> 与 <!ENTITY> 页面已上线")
+    assert "已记录 第9项" in answer
+    (report,) = wecom.reports()
+    assert report.text == "<!DOCTYPE html> 与 <!ENTITY> 页面已上线"
+
+
 async def test_url_verification_refuses_missing_and_bad_parameters(wecom: WeComDialog) -> None:
     good = PrpCrypto(wecom.crypto.key).encrypt("echo-42", wecom.fake.corp_id).decode()
     garbage = "bm90IGEgY2lwaGVydGV4dA=="  # base64, but not our ciphertext
@@ -487,7 +494,10 @@ def test_the_group_robot_gets_the_escaped_digest(engine: Engine, tmp_path: Path)
 
 
 def test_markdown_text_keeps_plain_text_and_defuses_markup() -> None:
-    assert markdown_text("江门市教育局2023年工作要点（第一批）") == "江门市教育局2023年工作要点（第一批）"
+    assert (
+        markdown_text("江门市教育局2023年工作要点（第一批）")
+        == "江门市教育局2023年工作要点（第一批）"
+    )
     assert markdown_text("9 60% a-b, c.d (e) 100+") == "9 60% a-b, c.d (e) 100+"
     assert markdown_text(EVIL_LINK) == "［点我领取］(http://evil.example)"
     assert markdown_text("a\n# b\r\n> c") == "a ＃ b  ＞ c"
@@ -581,7 +591,7 @@ def test_every_html_part_parses_and_fits(text: str, limit: int) -> None:
         ("\x1f@SUM(A1)", "@SUM(A1)"),
         ("\x0b-2+3", "-2+3"),
         ("\x01\x02+cmd|' /C calc'!A0", "+cmd|' /C calc'!A0"),
-        ("\x08=HYPERLINK(\"http://evil.example\")", '=HYPERLINK("http://evil.example")'),
+        ('\x08=HYPERLINK("http://evil.example")', '=HYPERLINK("http://evil.example")'),
         ("\x00", None),
         ("进展\x00顺利", "进展顺利"),
     ],
@@ -626,7 +636,12 @@ def test_control_characters_go_before_the_formula_guard(
         generated_at=datetime(2023, 6, 5, 1, 0, tzinfo=TZ),
     )
     book = openpyxl.load_workbook(path)
-    for cell in (book["台账"]["B4"], book["台账"]["E4"], book["台账"]["I4"], book["进展记录"]["G2"]):
+    for cell in (
+        book["台账"]["B4"],
+        book["台账"]["E4"],
+        book["台账"]["I4"],
+        book["进展记录"]["G2"],
+    ):
         assert cell.value == stored, cell.coordinate
         if stored is not None:
             assert cell.data_type == "s"
