@@ -23,14 +23,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from bot import db
-from bot.chat import MAX_TEXT
 from bot.cn_numbers import parse_number
 from bot.dates import parse_typed_date
 from bot.db_errors import describe as describe_database_problem
 from bot.events import clean_text
 from bot.i18n import Translator, UserError
 from bot.importer.model import ParsedPlan, PlanFormatError
-from bot.models import AssignmentRole, Plan, ReportStatus, Target, WorkItem, utcnow
+from bot.models import AssignmentRole, Plan, Target, WorkItem, utcnow
+from bot.progress_parser import check_length, check_percent, status_word
 from bot.redaction import Redactor, install_redaction, redact
 from bot.reporting import HistoryRow, Reading
 from bot.services import assignments as assign_svc
@@ -621,22 +621,6 @@ def export_cmd(
     out.print(rt.t("cli.export.done", path=str(written)))
 
 
-STATUS_WORDS = {
-    "done": ReportStatus.done,
-    "in_progress": ReportStatus.in_progress,
-    "delayed": ReportStatus.delayed,
-    "not_started": ReportStatus.not_started,
-    "已完成": ReportStatus.done,
-    "完成": ReportStatus.done,
-    "推进中": ReportStatus.in_progress,
-    "进行中": ReportStatus.in_progress,
-    "滞后": ReportStatus.delayed,
-    "延期": ReportStatus.delayed,
-    "受阻": ReportStatus.delayed,
-    "未启动": ReportStatus.not_started,
-}
-
-
 def _target_values(targets: list[Target], given: list[str]) -> list[tuple[Target, float]]:
     """`METRIC=V` pairs matched to the item's targets (by metric, or its number 1, 2, ...)."""
     pairs: list[tuple[Target, float]] = []
@@ -691,13 +675,11 @@ def report_cmd(
 ) -> None:
     """Record a report received by phone or on paper, on someone's behalf."""
     text = clean_text(text)  # as from chat: no control characters (PostgreSQL refuses NUL)
-    if percent is not None and not 0 <= percent <= 100:
-        raise UserError("report.bad_percent", value=f"{percent}%")
-    word = STATUS_WORDS.get(status.strip().lower()) if status else None
+    check_percent(percent)
+    word = status_word(status) if status else None
     if status and word is None:
         raise UserError("report.bad_status", value=status)
-    if len(text) > MAX_TEXT:
-        raise UserError("report.too_long", max=MAX_TEXT, length=len(text))
+    check_length(text)
     if percent is None and word is None and not text.strip() and not value:
         raise UserError("report.cli_empty")
     rt = _runtime()

@@ -188,6 +188,17 @@ _STATUS_WORDS: dict[str, ReportStatus] = {
     ),
 }
 
+def status_word(word: str) -> ReportStatus | None:
+    """The status a single word names: a status value (done, in_progress ...), or a word people
+    write in Chinese or English (已完成, 推进中, 滞后, not started ...); else None."""
+    word = " ".join(word.strip().split())
+    try:
+        return ReportStatus(word.replace(" ", "_").lower())
+    except ValueError:
+        pass
+    return _STATUS_WORDS.get(word) or _EN_STATUS_WORDS.get(word.lower())
+
+
 # English status words (LOCALE=en).
 _EN_STATUS_WORDS: dict[str, ReportStatus] = {
     **dict.fromkeys(["done", "completed", "complete", "finished"], ReportStatus.done),

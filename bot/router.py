@@ -74,11 +74,12 @@ class Router:
 
     def match(self, event: IncomingMessage) -> Match | None:
         """The route for an event, or None when nothing is registered for it."""
-        if event.kind == EventKind.button and event.button_data:
-            prefix = event.button_data.split(":", 1)[0]
+        if event.kind == EventKind.button:  # a click without data is no text either
+            data = event.button_data or ""
+            prefix = data.split(":", 1)[0]
             for name, route in self._buttons:
                 if name == prefix:
-                    return Match(route, event.button_data[len(prefix) + 1 :])
+                    return Match(route, data[len(prefix) + 1 :])
             return None
         if event.kind == EventKind.enter:
             return Match(self._enter, "") if self._enter else None

@@ -111,7 +111,12 @@ class Dispatcher:
             return str(payload[key]), markup
         if "text" in payload:
             return str(payload["text"]), "text"
-        return self.t(str(payload["message"]), **payload.get("params", {})), "text"
+        params = {
+            # a parameter that is itself a catalog word ({"key": ...}) is said in this locale
+            name: self.t(value["key"]) if isinstance(value, dict) and "key" in value else value
+            for name, value in payload.get("params", {}).items()
+        }
+        return self.t(str(payload["message"]), **params), "text"
 
     def _claim(self, now: datetime) -> list[Claimed]:
         claimed: list[Claimed] = []

@@ -51,7 +51,9 @@ async def test_assign_takes_the_item_and_the_name_in_either_order(chat: Dialog, 
     answer = await chat.says_one(ZHAO, text)
     assert answer == "已将第 22 项“推进集团化办学高质量发展”分配给 张三，完成时限：未设定。"
     assert assigned(chat, "张三") == {9: None, 10: None, 22: None}
-    assert "您有新的督办事项：第 22 项" in chat.server.messages_to(ZHANG)[-1].plain_text
+    notice = chat.server.messages_to(ZHANG)[-1].plain_text
+    assert "您有新的督办事项：第 22 项" in notice
+    assert "完成时限：未设定" in notice and "完成时限：-" not in notice
 
 
 async def test_assign_several_items_to_one_person_with_one_deadline(chat: Dialog) -> None:

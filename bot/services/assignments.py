@@ -65,7 +65,7 @@ def assign(
             item_id=item.id,
             item=item.number,
             title=item.title,
-            deadline=due_text(item, existing),
+            deadline=due_param(item, existing),
         )
     audit.record(
         session,
@@ -83,6 +83,13 @@ def due_text(item: WorkItem, assignment: Assignment) -> str:
     """The deadline that applies to an assignment, as text ("-" when none)."""
     deadline = assignment.deadline or item.deadline or item.suggested_deadline
     return deadline.isoformat() if deadline else "-"
+
+
+def due_param(item: WorkItem, assignment: Assignment) -> str | dict[str, str]:
+    """The deadline for a queued message's parameters: the date, or the catalog's word for
+    "not set" (translated when the message is sent, in the bot's locale)."""
+    due = due_text(item, assignment)
+    return {"key": "deadline.not_set"} if due == "-" else due
 
 
 def set_deadline(

@@ -23,6 +23,7 @@ from bot.models import (
     TargetValue,
     WorkItem,
 )
+from bot.progress_parser import check_percent
 from bot.services.items import newest_report
 
 UNDO_WINDOW = timedelta(minutes=10)
@@ -86,8 +87,7 @@ def record_report(
     item within the undo window is a correction: the earlier one is kept, marked superseded by
     the new one.
     """
-    if percent is not None and not 0 <= percent <= 100:
-        raise UserError("report.bad_percent", value=f"{percent}%")
+    check_percent(percent)
     if status == ReportStatus.done and percent is None:
         percent = 100
     if status is None and percent is not None:
