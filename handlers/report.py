@@ -20,6 +20,7 @@ from handlers import status
 CHOICE_TTL = timedelta(days=1)
 PAGE = 8  # item buttons per message; more come on the next page
 NOT_A_REPORT = "0"  # the "not a report" button's item number
+MAX_DIGITS = 18  # the longest number a button or an answer may carry (a row id fits)
 
 
 def report_command(ctx: ChatContext) -> None:
@@ -34,7 +35,7 @@ def report_command(ctx: ChatContext) -> None:
 
 def plain_text(ctx: ChatContext) -> None:
     """Records progress written in plain words, or asks what it is about."""
-    if ctx.args.strip().isdigit():  # perhaps the answer to an open "which item?"
+    if _number(ctx.args.strip()) is not None:  # perhaps the answer to an open "which item?"
         pending = _waiting_choice(ctx)
         if pending is not None:
             _resolve_pick(ctx, pending, ctx.args.strip())
@@ -167,12 +168,19 @@ def _short(title: str, limit: int = 24) -> str:
     return title if len(title) <= limit else title[: limit - 1] + "…"
 
 
+def _number(text: str) -> int | None:
+    """A whole number written in digits, or None. Not str.isdigit(): "²" passes it and is no
+    number for int(); and a forged button's 30-digit id fits no database column."""
+    return int(text) if text.isdecimal() and len(text) <= MAX_DIGITS else None
+
+
 def _choice(ctx: ChatContext, choice_id: str) -> PendingChoice:
     """The sender's open question behind a button (a UserError when stale)."""
     assert ctx.contact is not None
-    if not choice_id.isdigit():
+    number = _number(choice_id)
+    if number is None:
         raise UserError("chat.stale_button")
-    choice = ctx.session.get(PendingChoice, int(choice_id))
+    choice = ctx.session.get(PendingChoice, number)
     if (
         choice is None
         or choice.contact_id != ctx.contact.id
@@ -212,44 +220,48 @@ def _resolve_pick(ctx: ChatContext, choice: PendingChoice, number: str) -> None:
     if number == NOT_A_REPORT:
         ctx.say("report.dismissed")
         return
-    if not number.isdigit() or int(number) not in choice.candidates:
+    picked = _number(number)
+    if picked is None or picked not in choice.candidates:
         raise UserError(
             "report.pick_unknown",
             number=number,
             numbers="、".join(map(str, choice.candidates)),
         )
-    _answer(ctx, _reread(ctx, choice), choice.text, pick=ctx.find_item(number))
+    _answer(ctx, _reread(ctx, choice), choice.text, pick=ctx.find_item(str(picked)))
 
 
 def pick_item(ctx: ChatContext) -> None:
     """Records the pending report against the item whose button was clicked."""
     choice_id, _, number = ctx.args.partition(":")
     choice = _choice(ctx, choice_id)
-    if number != NOT_A_REPORT and (not number.isdigit() or int(number) not in choice.candidates):
+    if number != NOT_A_REPORT and _number(number) not in choice.candidates:
         raise UserError("chat.stale_button")
     _resolve_pick(ctx, choice, number)
 
 
 def next_page(ctx: ChatContext) -> None:
     """Shows the next page of items to pick from."""
-    choice_id, _, offset = ctx.args.partition(":")
+    choice_id, _, raw_offset = ctx.args.partition(":")
     choice = _choice(ctx, choice_id)
-    if not offset.isdigit() or int(offset) >= len(choice.candidates):
+    offset = _number(raw_offset)
+    if offset is None or offset >= len(choice.candidates):
         raise UserError("chat.stale_button")
     items = [ctx.find_item(str(n)) for n in choice.candidates]
-    _send_page(ctx, choice, items, int(offset))
+    _send_page(ctx, choice, items, offset)
 
 
 def bare_number(ctx: ChatContext) -> None:
     """Records the pending report once its sender said which figure, if any, is the percent."""
     choice_id, _, answer = ctx.args.partition(":")
     choice = _choice(ctx, choice_id)
-    if answer != "n" and not (answer.isdigit() and int(answer) <= 100):
+    percent = _number(answer)
+    if len(choice.candidates) != 1:  # a "which item?" question (two items or more)
+        raise UserError("chat.stale_button")
+    if answer != "n" and (percent is None or percent > 100):
         raise UserError("chat.stale_button")
     choice.resolved_at = ctx.now
     # The item asked about stands for a message that named none (a reply, the only item).
-    item = ctx.find_item(str(choice.candidates[0])) if choice.candidates else None
-    percent = None if answer == "n" else int(answer)
+    item = ctx.find_item(str(choice.candidates[0]))
     read = _reread(ctx, choice, bare=percent is not None)
     _answer(ctx, read, choice.text, pick=item, answered=True, answer=percent)
 

@@ -546,10 +546,15 @@ async def test_forged_button_data_is_a_stale_button(chat: Dialog) -> None:
         (ZHANG, "page:abc"),
         (ZHANG, "bare:999:60"),
         (ZHANG, f"bare:{choice}:500"),
+        (ZHANG, f"bare:{choice}:60"),  # a figure for a "which item?" question
+        (ZHANG, f"bare:{choice}:n"),
         (ZHANG, f"bare:{choice}:abc"),
         (ZHANG, "evil:1"),
         (ZHANG, ""),
-        (ZHANG, "pick:" + "9" * 58),
+        (ZHANG, "pick:" + "9" * 58),  # past any database integer
+        (ZHANG, f"pick:{choice}:²"),  # a digit to str.isdigit(), no number to int()
+        (ZHANG, f"page:{choice}:²"),
+        (ZHANG, "pick:²:9"),
         (LI, f"pick:{choice}:9"),  # Zhang's open question, clicked by Li
         (LI, f"bare:{choice}:50"),
         (LI, f"page:{choice}:0"),
@@ -565,6 +570,15 @@ async def test_forged_button_data_is_a_stale_button(chat: Dialog) -> None:
     assert real is not None
     (confirm,) = await chat.click(ZHANG, question.message_id, real)
     assert "已记录 第10项" in confirm.plain_text
+
+
+async def test_odd_typed_answers_to_an_open_question_record_nothing(chat: Dialog) -> None:
+    await _question(chat)
+    for text in ("²", "9" * 30, "０", "22", "00", "٣"):
+        answer, before, after = await says(chat, ZHANG, text)
+        assert "出错了" not in answer, (text, answer)
+        assert_unchanged(before, after, but=(*ANSWERED, "choices"), case=text)
+        assert [c for c in after["choices"] if c[1] is not None] == [], text  # still open
 
 
 async def test_a_button_of_an_answered_or_old_question_is_stale(chat: Dialog) -> None:
@@ -741,25 +755,33 @@ async def test_an_invite_moves_a_wecom_binding_too(wecom: WeComDialog) -> None:
 
 # --- formula and template injection -------------------------------------------------------------
 
-FORMULAS = ['=HYPERLINK("http://evil.example","点我")', "@SUM(A1)", "+1+1", "-2", "=1+1"]
+FORMULAS = ['=HYPERLINK("http://evil.example","点我")', "@SUM(A1)", "+1+1", "=1+1"]
+DASH_TITLE = "-2+3 扩增学位"  # a note cannot start with "-" (it is read as "9- 60%"): a title
 
 
 async def test_formulas_in_reports_reach_the_ledger_as_guarded_text(chat: Dialog) -> None:
+    with Session(chat.engine) as s:
+        item = s.exec(select(WorkItem).where(WorkItem.number == 10)).one()
+        item.title = DASH_TITLE
+        s.commit()
     for formula in FORMULAS:
-        await chat.says_one(ZHANG, f"9 60% {formula}")
+        assert "已记录 第9项" in await chat.says_one(ZHANG, f"9 60% {formula}")
+    assert "已记录 第10项" in await chat.says_one(ZHANG, "10 30% +cmd|' /C calc'!A0")
     notes = [r.text for r in chat.reports()]
-    assert notes == FORMULAS, notes
-    answers = await chat.say(ZHAO, "/export ../../etc/x.xlsx")
+    assert notes == [*FORMULAS, "+cmd|' /C calc'!A0"], notes
+    answers = await chat.say(ZHAO, "/export")
     assert answers and answers[-1].method == "sendDocument"
     (path,) = (data_dir(chat) / "exports").glob("*.xlsx")
     book = openpyxl.load_workbook(path)
-    cells = [c for sheet in book for row in sheet.iter_rows() for c in row if c.value in FORMULAS]
-    assert {c.value for c in cells} == set(FORMULAS)  # every note, in the history sheet at least
+    hostile = {*notes, DASH_TITLE}
+    cells = [c for sheet in book for row in sheet.iter_rows() for c in row if c.value in hostile]
+    assert {c.value for c in cells} == hostile  # every one, in the history sheet at least
     for cell in cells:
         assert cell.data_type == "s" and cell.quotePrefix, (cell.coordinate, cell.value)
 
 
-JINJA = "{{ 7*7 }}{% for x in range(3) %}x{% endfor %}{# c #}{{ config }}"
+# No digit but 7*7: "range(3)" would be read as item 3 (and refused, as not Zhang's).
+JINJA = "{{ 7*7 }}{% for x in items %}x{% endfor %}{# c #}{{ config }}"
 
 
 async def test_template_syntax_in_notes_and_titles_is_shown_literally(chat: Dialog) -> None:
