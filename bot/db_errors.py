@@ -49,7 +49,7 @@ _PG_PATTERNS: tuple[tuple[str, frozenset[str], re.Pattern[str]], ...] = tuple(
             "pg_starting",
             {"57P03"},
             r"database system is (?:starting up|shutting down|in recovery mode)"
-            r"|not yet accepting connections",
+            r"|not (?:yet )?accepting connections",
         ),
         (
             "pg_closed",
@@ -67,10 +67,11 @@ _PG_PATTERNS: tuple[tuple[str, frozenset[str], re.Pattern[str]], ...] = tuple(
         ),
         (
             "pg_unreachable",
-            {"08001"},
+            set(),
             r"timeout expired|timed out|no route to host|network is unreachable"
-            r"|host is unreachable|could not connect|connection failed",
+            r"|host is unreachable",
         ),
+        ("pg_cannot_connect", {"08001", "08004"}, r"connection failed|could not connect"),
     )
 )
 
@@ -95,6 +96,7 @@ REASONS = {
     "pg_refused": "connection refused",
     "pg_unknown_host": "unknown host",
     "pg_unreachable": "database unreachable",
+    "pg_cannot_connect": "cannot connect",
 }
 
 
@@ -198,7 +200,7 @@ def _why_not_open(path: Path, *, read_only: bool) -> DatabaseUnavailable:
             if not os.access(ancestor, os.X_OK):  # what lies below cannot even be seen
                 return DatabaseUnavailable("no_permission", path=shown)
             break
-        return DatabaseUnavailable("folder_missing", path=shown, folder=str(folder))
+        return DatabaseUnavailable("folder_missing", path=shown)
     if not path.exists():
         if read_only:
             return DatabaseUnavailable("missing_read_only", path=shown)
@@ -221,8 +223,16 @@ def _postgres_problem(error: BaseException, url: URL) -> DatabaseUnavailable | N
     text = str(error)
     for key, states, words in _PG_PATTERNS:
         if state in states or words.search(text):
-            return DatabaseUnavailable(key, **_server(url))
+            return DatabaseUnavailable(key, **_server(url), detail=_detail(text))
     return None
+
+
+def _detail(text: str) -> str:
+    """What libpq said, without its preamble: `connection failed: connection to server at
+    "h", port 5432 failed: FATAL:  X` gives `X` (libpq never quotes a password)."""
+    line = next((line for line in text.splitlines() if line.strip()), "")
+    line = line.rpartition("failed: ")[2] or line
+    return re.sub(r"^(?:FATAL|ERROR):\s*", "", line.strip())[:200].rstrip(". ")
 
 
 def _server(url: URL) -> dict[str, object]:

@@ -250,6 +250,15 @@ def next_page(ctx: ChatContext) -> None:
     _send_page(ctx, choice, items, offset)
 
 
+def _offered(ctx: ChatContext, choice: PendingChoice, item: WorkItem) -> tuple[int, ...]:
+    """The figures the question behind a `bare:` button offered, read again as it was asked."""
+    assert ctx.contact is not None
+    outcome = intake.understand(
+        ctx.session, ctx, plan=ctx.plan, sender=ctx.contact, read=_reread(ctx, choice), pick=item
+    )
+    return outcome.options if outcome.kind == "ask_bare" else ()
+
+
 def bare_number(ctx: ChatContext) -> None:
     """Records the pending report once its sender said which figure, if any, is the percent."""
     choice_id, _, answer = ctx.args.partition(":")
@@ -259,9 +268,11 @@ def bare_number(ctx: ChatContext) -> None:
         raise UserError("chat.stale_button")
     if answer != "n" and (percent is None or percent > 100):
         raise UserError("chat.stale_button")
-    choice.resolved_at = ctx.now
     # The item asked about stands for a message that named none (a reply, the only item).
     item = ctx.find_item(str(choice.candidates[0]))
+    if percent is not None and percent not in _offered(ctx, choice, item):
+        raise UserError("chat.stale_button")  # a figure the question never offered: forged
+    choice.resolved_at = ctx.now
     read = _reread(ctx, choice, bare=percent is not None)
     _answer(ctx, read, choice.text, pick=item, answered=True, answer=percent)
 

@@ -37,7 +37,8 @@ MAX_DOCX_BLOCKS = 50_000
 MAX_TABLE_COLUMNS = 64
 """Grid columns of one table row, merged cells counted by the columns they span (Word: 63)."""
 MAX_TEXT_CHARS = 500_000
-"""Characters of text in the whole file (the text of a .docx: its paragraphs and cells)."""
+"""Characters of text in the whole file: a .docx counts its paragraphs and cells (a cell
+merged down several rows once per row), YAML its scalars with each alias expanded."""
 MAX_LINES = 20_000
 """Lines of a text file, or lines of the paragraphs of a .docx (outside tables)."""
 MAX_LINE_CHARS = 10_000

@@ -115,7 +115,9 @@ def bind_account(
     return BindResult(contact=contact, moved=True)
 
 
-def _tell_admins_of_move(session: Session, contact: Contact, platform: str, *, now: datetime) -> None:
+def _tell_admins_of_move(
+    session: Session, contact: Contact, platform: str, *, now: datetime
+) -> None:
     """Queue a notice to every active admin that the contact's account on `platform` changed."""
     admins = session.exec(
         select(Contact)
