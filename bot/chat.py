@@ -248,14 +248,11 @@ def write_delivered(engine: Engine, delivered: list[Delivered]) -> None:
         for sent, out, at in delivered
         if out.link_item_id is not None
     ]
-    sent_rows = [
-        (out.outbox_id, sent.message_id, at)
-        for sent, out, at in delivered
-        if out.outbox_id is not None
-    ]
+    keys = [out.outbox_key for _, out, _ in delivered if out.outbox_key is not None]
     with Session(engine) as session:
         insert_links(session, rows)
-        outbox.mark_sent(session.connection(), sent_rows)
+        if keys:
+            outbox.mark_sent(session.connection(), keys, max(at for _, _, at in delivered))
         session.commit()
 
 
@@ -288,8 +285,8 @@ class ChatCore:
             deferred=lambda delivered: write_delivered(engine, delivered),
         )
         self.messengers: dict[str, Messenger] = {}
-        # Outbox ids of replies this process is sending now (the dispatcher leaves them be).
-        self.sending: set[int] = set()
+        # Outbox keys of replies this process is sending now (the dispatcher leaves them be).
+        self.sending: set[str] = set()
         self.lease = timedelta(seconds=settings.outbox_lease_seconds)
         self.after_commit: list[Notify] = []  # e.g. the outbox dispatcher's kick
         # Called with each event once it is fully handled (tests and benchmarks wait on it).
@@ -329,19 +326,19 @@ class ChatCore:
             if messenger is None:
                 log.warning("no messenger for %s; the reply waits in the outbox", event.platform)
                 break
-            if out.outbox_id is not None:
-                self.sending.add(out.outbox_id)
+            if out.outbox_key is not None:
+                self.sending.add(out.outbox_key)
             try:
                 sent = await deliver(messenger, out)
             except Exception as exc:  # kept in the outbox: the dispatcher tries again
                 log.warning("sending a reply on %s failed: %s", event.platform, exc)
-                self.sending.discard(out.outbox_id or 0)
+                self.sending.discard(out.outbox_key or "")
                 continue
             # Recorded behind, batched with other replies: sent, and the link to its item (a
             # reply to this message comes seconds later at the earliest). A crash in between
             # sends the reply again after its lease; it never loses it.
             self._db.defer((sent, out, self.clock()))
-            self.sending.discard(out.outbox_id or 0)
+            self.sending.discard(out.outbox_key or "")
         if noticed:
             for kick in self.after_commit:
                 await kick()
@@ -419,11 +416,8 @@ class ChatCore:
             outbox.reply_message(event.platform, event.update_id, i, out, due_at=due)
             for i, out in enumerate(outgoing)
         ]
-        ids = outbox.enqueue(session, messages, now=now, touch=False)
-        return [
-            replace(out, outbox_id=ids.get(m.key))
-            for out, m in zip(outgoing, messages, strict=True)
-        ]
+        outbox.enqueue(session, messages, now=now, touch=False, ids=False)
+        return [replace(out, outbox_key=m.key) for out, m in zip(outgoing, messages, strict=True)]
 
     @staticmethod
     def _sender_and_plan(ctx: ChatContext) -> tuple[Contact | None, Plan | None]:

@@ -17,6 +17,7 @@ from bot.db_errors import describe
 log = logging.getLogger(__name__)
 
 STARTING = "starting"
+NOT_ANSWERING = "database not answering"
 
 
 class DatabaseHealth:
@@ -63,12 +64,13 @@ class DatabaseHealth:
         if self._probe is None:
             self._probe = asyncio.create_task(self._check(), name="database-health")
             self._probe_started = self._clock()
-        elif self._clock() - self._probe_started >= self.timeout:
-            return "database not answering"  # the last probe hangs: do not wait on it again
+        left = self.timeout - (self._clock() - self._probe_started)
+        if left <= 0:
+            return NOT_ANSWERING  # the probe in flight hangs: do not wait on it again
         try:
-            return await asyncio.wait_for(asyncio.shield(self._probe), self.timeout)
+            return await asyncio.wait_for(asyncio.shield(self._probe), left)
         except TimeoutError:
-            return "database not answering"
+            return NOT_ANSWERING
 
     async def _check(self) -> str | None:
         try:

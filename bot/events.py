@@ -67,7 +67,7 @@ class Outgoing:
     link_contact_id: int | None = None
     markup: str = "text"  # text | html (Telegram) | markdown (WeCom)
     extra: dict[str, str] = field(default_factory=dict)
-    outbox_id: int | None = None  # the outbox row that keeps a reply until it is sent
+    outbox_key: str | None = None  # the outbox row that keeps a reply until it is sent
 
 
 class Messenger(Protocol):

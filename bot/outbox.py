@@ -48,6 +48,12 @@ class Message:
 
 
 @cache
+def _insert_plain(dialect: str) -> Any:
+    module: Any = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(_TABLE).on_conflict_do_nothing(index_elements=["dedupe_key"])
+
+
+@cache
 def _insert(dialect: str) -> Any:
     module: Any = postgresql if dialect == "postgresql" else sqlite
     return (
@@ -79,19 +85,29 @@ def _row(message: Message, now: datetime) -> dict[str, Any]:
 
 
 def enqueue(
-    session: Session, messages: Sequence[Message], *, now: datetime, touch: bool = True
+    session: Session,
+    messages: Sequence[Message],
+    *,
+    now: datetime,
+    touch: bool = True,
+    ids: bool = True,
 ) -> dict[str, int]:
     """Plan messages in the session's transaction, each once by dedupe key; returns the ids
     of those that were new, by key (a key planned before is left as it was). touch: mark the
-    session so the dispatcher is woken after the commit (replies need not be)."""
+    session so the dispatcher is woken after the commit (replies need not be); ids: False
+    when the caller needs no ids (the cheaper statement on the chat's hot path)."""
     if not messages:
         return {}
     if session.autoflush:
         session.flush()  # a Core statement: pending ORM changes go first, as the ORM would
     connection: Connection = session.connection()
-    result = connection.execute(_insert(connection.dialect.name), [_row(m, now) for m in messages])
+    rows = [_row(m, now) for m in messages]
     if touch:
         session.info[OUTBOX_TOUCHED] = True
+    if not ids:
+        connection.execute(_insert_plain(connection.dialect.name), rows)
+        return {}
+    result = connection.execute(_insert(connection.dialect.name), rows)
     return {row.dedupe_key: row.id for row in result}
 
 
@@ -145,19 +161,14 @@ def outgoing_of(
 
 _MARK_SENT = (
     sa.update(_TABLE)
-    .where(_TABLE.c.id == sa.bindparam("p_id"), _TABLE.c.state == "pending")
-    .values(
-        state="sent",
-        sent_at=sa.bindparam("p_at"),
-        platform_message_id=sa.bindparam("p_message"),
-        last_error=None,
-    )
+    .where(_TABLE.c.dedupe_key.in_(sa.bindparam("p_keys", expanding=True)))
+    .where(_TABLE.c.state == "pending")
+    .values(state="sent", sent_at=sa.bindparam("p_at"), last_error=None)
 )
 
 
-def mark_sent(connection: Connection, sent: Sequence[tuple[int, str | None, datetime]]) -> None:
-    """Record rows delivered outside the dispatcher: (outbox id, platform message id, when)."""
-    if sent:
-        connection.execute(
-            _MARK_SENT, [{"p_id": i, "p_message": m, "p_at": at} for i, m, at in sent]
-        )
+def mark_sent(connection: Connection, keys: Sequence[str], at: datetime) -> None:
+    """Record rows delivered outside the dispatcher (the chat core's replies), by dedupe key,
+    in one statement (the message ids are in the links)."""
+    for start in range(0, len(keys), 500):
+        connection.execute(_MARK_SENT, {"p_keys": list(keys[start : start + 500]), "p_at": at})

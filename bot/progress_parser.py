@@ -188,6 +188,7 @@ _STATUS_WORDS: dict[str, ReportStatus] = {
     ),
 }
 
+
 def status_word(word: str) -> ReportStatus | None:
     """The status a single word names: a status value (done, in_progress ...), or a word people
     write in Chinese or English (已完成, 推进中, 滞后, not started ...); else None."""

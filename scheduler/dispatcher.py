@@ -86,7 +86,7 @@ class Dispatcher:
         concurrency: int = 8,
         lease: timedelta = LEASE,
         redact: Callable[[str], str] | None = None,
-        busy: set[int] | None = None,
+        busy: set[str] | None = None,
     ) -> None:
         self.engine = engine
         self.messengers = messengers
@@ -101,7 +101,7 @@ class Dispatcher:
         self.redact = redact or Redactor()
         self.lock = asyncio.Lock()
         # Replies the chat core of this process is sending right now: not claimed here.
-        self.busy: set[int] = busy if busy is not None else set()
+        self.busy: set[str] = busy if busy is not None else set()
         self.stopping = False  # set on shutdown: finish the batch in hand, claim no more
 
     def _content(self, payload: dict[str, Any], platform: str) -> tuple[str, str]:
@@ -143,7 +143,7 @@ class Dispatcher:
                     continue  # waits for the next working slot
                 if row.kind == REPLY:
                     # an answer the core could not send (a crash, a failed send): same chat
-                    if row.id in self.busy or row.channel not in self.messengers:
+                    if row.dedupe_key in self.busy or row.channel not in self.messengers:
                         continue
                     row.next_attempt_at = now + self.lease
                     assert row.id is not None and row.channel is not None

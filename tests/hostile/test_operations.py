@@ -686,3 +686,28 @@ async def test_health_asks_the_database_at_most_once_a_second(tmp_path: Path) ->
     assert await health.problem() == "database folder missing"
     await health.close()
     engine.dispose()
+
+
+async def test_a_hanging_database_answers_503_in_time_and_holds_no_one_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'duban.db'}")
+    release = threading.Event()
+    health = DatabaseHealth(engine, ttl=0.0, timeout=0.3)
+    monkeypatch.setattr(health, "_select_one", lambda: release.wait(10))  # a query that hangs
+    health.ready()
+    started = time.monotonic()
+    assert await health.problem() == "database not answering"
+    assert 0.25 < time.monotonic() - started < 1.0
+    started = time.monotonic()
+    answers = await asyncio.gather(*(health.problem() for _ in range(50)))
+    assert answers == ["database not answering"] * 50
+    assert time.monotonic() - started < 0.1  # the probe still hangs: nobody waits on it again
+    release.set()
+    for _ in range(100):
+        if await health.problem() is None:
+            break
+        await asyncio.sleep(0.02)
+    assert await health.problem() is None
+    await health.close()
+    engine.dispose()
