@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bot.clock import Clock, system_clock
+from bot.db_errors import describe
 from bot.i18n import UserError
 from bot.models import Outbox
 from bot.services.digest import build_digest
@@ -99,9 +100,6 @@ class _LongTickNotice(logging.Filter):
         return True
 
 
-logging.getLogger("apscheduler.scheduler").addFilter(_LongTickNotice())
-
-
 class Scheduler:
     """Ticks every SCHEDULER_TICK_SECONDS: plan what is due, then deliver the outbox."""
 
@@ -117,15 +115,27 @@ class Scheduler:
         async with self._ticking:
             try:
                 await asyncio.to_thread(self.planner.plan_due)
-            except Exception:
-                log.exception("planning failed")
+            except Exception as exc:
+                self._failed("planning", exc)
             try:
                 await self.dispatcher.deliver_due()
-            except Exception:
-                log.exception("delivering the outbox failed")
+            except Exception as exc:
+                self._failed("delivering the outbox", exc)
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        """Log a failed tick: one line when the database is away (it is retried next tick),
+        the traceback for anything else."""
+        problem = describe(exc, self.planner.engine.url)
+        if problem is not None:
+            log.warning("%s skipped: database unavailable (%s)", what, problem.reason)
+        else:
+            log.exception("%s failed", what)
 
     def start(self) -> None:
         """Start ticking (the first tick at once)."""
+        apscheduler_log = logging.getLogger("apscheduler.scheduler")
+        if not any(isinstance(f, _LongTickNotice) for f in apscheduler_log.filters):
+            apscheduler_log.addFilter(_LongTickNotice())
         scheduler = AsyncIOScheduler(timezone=self.planner.settings.tz)
         scheduler.add_job(
             self.tick,

@@ -487,8 +487,8 @@ def test_a_broken_database_is_one_line_not_a_traceback(tmp_path: Path) -> None:
         cwd=tmp_path,
         env=env,
     )
-    assert proc.returncode == 1
-    assert proc.stderr.startswith("error: DatabaseError: file is not a database.")
+    assert proc.returncode == 2  # a database that cannot be used is the operator's to fix
+    assert proc.stderr.startswith(f"Cannot open the database: {garbage} is not a SQLite database")
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     debug = subprocess.run(
         [sys.executable, "-m", "bot", "items"],
@@ -498,7 +498,7 @@ def test_a_broken_database_is_one_line_not_a_traceback(tmp_path: Path) -> None:
         cwd=tmp_path,
         env={**env, "LOG_LEVEL": "DEBUG"},
     )
-    assert debug.returncode == 1 and "Traceback" in debug.stderr
+    assert debug.returncode == 2 and "Traceback" in debug.stderr
 
 
 @pytest.mark.parametrize(

@@ -260,6 +260,8 @@ async def _deliver(
     acked: set[str],
     *,
     connections: int = 20,
+    reached: asyncio.Event | None = None,
+    at: int = 0,
 ) -> None:
     """POST each body until it gets a 200 (as the platform does), `connections` at once;
     stops quietly when the server goes away."""
@@ -280,6 +282,8 @@ async def _deliver(
                 return  # the process is gone: the rest is delivered after the restart
             if response.status_code == 200:
                 acked.add(key)
+                if reached is not None and len(acked) >= at:
+                    reached.set()
             else:
                 queue.put_nowait((key, body, params))
                 await asyncio.sleep(0.05)
@@ -313,9 +317,9 @@ def test_kill_9_with_replies_queued_on_the_telegram_webhook(
     url = f"http://127.0.0.1:{bot.port}/telegram/webhook"
 
     async def first_part() -> None:
-        sending = asyncio.create_task(_deliver(url, bodies, acked))
-        while len(acked) < TOTAL // 4:
-            await asyncio.sleep(0.01)
+        quarter = asyncio.Event()
+        sending = asyncio.create_task(_deliver(url, bodies, acked, reached=quarter, at=TOTAL // 4))
+        await asyncio.wait_for(quarter.wait(), 120)
         bot.kill9()
         await sending
 
@@ -395,9 +399,9 @@ def test_kill_9_with_callbacks_answered_on_wecom(
     url = f"http://127.0.0.1:{bot.port}/wecom/callback"
 
     async def first_part() -> None:
-        sending = asyncio.create_task(_deliver(url, bodies, acked))
-        while len(acked) < TOTAL // 4:
-            await asyncio.sleep(0.01)
+        quarter = asyncio.Event()
+        sending = asyncio.create_task(_deliver(url, bodies, acked, reached=quarter, at=TOTAL // 4))
+        await asyncio.wait_for(quarter.wait(), 120)
         bot.kill9()
         await sending
 

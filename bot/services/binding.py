@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import sqlalchemy as sa
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from bot.models import BindAttempt, Contact, Invite, Role
@@ -22,6 +24,13 @@ from bot.services.notices import fresh_key, queue_notice
 
 MAX_FAILURES = 5
 LOCKOUT = timedelta(hours=1)
+# Where a platform's account id lives on a contact (the console knows people by name).
+ACCOUNT_COLUMNS = {"telegram": "telegram_id", "wecom": "wecom_userid"}
+_CLAIM = (
+    sa.update(Invite)
+    .where(col(Invite.id) == bindparam("invite_id"), col(Invite.used_at).is_(None))
+    .values(used_at=bindparam("now"))
+)
 
 
 @dataclass
@@ -68,35 +77,26 @@ def bind_account(
         return BindResult(problem="bind.locked", locked_minutes=minutes)
     invite = session.exec(select(Invite).where(Invite.code_hash == hash_code(code))).first()
     if invite is None or invite.used_at is not None or invite.expires_at <= now:
-        session.add(BindAttempt(platform=platform, sender_id=sender_id, ok=False, at=now))
-        left = MAX_FAILURES - len(failures) - 1
-        if left <= 0:
-            return BindResult(
-                problem="bind.locked", locked_minutes=int(LOCKOUT.total_seconds() // 60)
-            )
-        return BindResult(problem="bind.bad_code", failures_left=left)
+        return _wrong_code(session, platform, sender_id, failures, now)
     contact = session.get(Contact, invite.contact_id)
     assert contact is not None
     if not contact.active:
         return BindResult(problem="bind.inactive")
+    column = ACCOUNT_COLUMNS.get(platform)
+    account: int | str = int(sender_id) if platform == "telegram" else sender_id
     previous: str | None = None
-    if platform == "telegram":
-        other = session.exec(
-            select(Contact).where(Contact.telegram_id == int(sender_id), Contact.id != contact.id)
+    if column is not None:
+        taken = session.exec(
+            select(Contact.id).where(getattr(Contact, column) == account, Contact.id != contact.id)
         ).first()
-        if other is not None:
+        if taken is not None:
             return BindResult(problem="bind.account_taken")
-        previous = None if contact.telegram_id is None else str(contact.telegram_id)
-        contact.telegram_id = int(sender_id)
-    elif platform == "wecom":
-        other = session.exec(
-            select(Contact).where(Contact.wecom_userid == sender_id, Contact.id != contact.id)
-        ).first()
-        if other is not None:
-            return BindResult(problem="bind.account_taken")
-        previous = contact.wecom_userid
-        contact.wecom_userid = sender_id
-    invite.used_at = now
+        current = getattr(contact, column)
+        previous = None if current is None else str(current)
+    if not _claim(session, invite, now):  # another account used it a moment ago
+        return _wrong_code(session, platform, sender_id, failures, now)
+    if column is not None:
+        setattr(contact, column, account)
     session.add(BindAttempt(platform=platform, sender_id=sender_id, ok=True, at=now))
     actor = audit.actor_of(contact.id)
     if previous is None or previous == sender_id:
@@ -113,6 +113,25 @@ def bind_account(
     )
     _tell_admins_of_move(session, contact, platform, now=now)
     return BindResult(contact=contact, moved=True)
+
+
+def _wrong_code(
+    session: Session, platform: str, sender_id: str, failures: list[datetime], now: datetime
+) -> BindResult:
+    """Write down a failed attempt; the answer says how many are left, or that it is locked."""
+    session.add(BindAttempt(platform=platform, sender_id=sender_id, ok=False, at=now))
+    left = MAX_FAILURES - len(failures) - 1
+    if left <= 0:
+        return BindResult(problem="bind.locked", locked_minutes=int(LOCKOUT.total_seconds() // 60))
+    return BindResult(problem="bind.bad_code", failures_left=left)
+
+
+def _claim(session: Session, invite: Invite, now: datetime) -> bool:
+    """Mark the invite used, unless another transaction did first: one conditional UPDATE, so
+    on PostgreSQL a second account racing with the same code waits for the first, then finds
+    the code used (SQLite has one writer: no race)."""
+    claimed = session.connection().execute(_CLAIM, {"invite_id": invite.id, "now": now}).rowcount
+    return claimed == 1
 
 
 def _tell_admins_of_move(

@@ -20,7 +20,8 @@ import asyncio
 import itertools
 import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime, timedelta
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ from bot.models import (
     WorkItem,
 )
 from bot.services import audit, contacts
+from bot.services.binding import BindResult, bind_account
 from tests.fakes import FakeTelegram
 from tests.fakes.telegram_api import SentCall
 from tests.fakes.wecom_api import FakeWeCom
@@ -64,6 +66,7 @@ from tests.harness import (
     WeComDialog,
     running_bot,
     running_wecom_bot,
+    seed,
 )
 from tests.test_cli import Cli
 
@@ -710,6 +713,39 @@ async def test_a_used_an_expired_and_a_superseded_code_are_refused(chat: Dialog)
         assert "邀请码无效或已过期" in answer, (case, answer)
         assert_unchanged(before, after, but=(*ANSWERED, "bind_attempts"), case=case)
         assert after["bind_attempts"] == before["bind_attempts"] + 1, case
+
+
+def test_two_accounts_racing_with_one_code_bind_once(engine: Engine, db_url: str) -> None:
+    """The code is claimed with one conditional UPDATE: on PostgreSQL the second account waits
+    for the first transaction and then finds the code used (SQLite has one writer)."""
+    if db_url.startswith("sqlite"):
+        pytest.skip("SQLite takes one writer at a time: two binds cannot interleave")
+    code = seed(engine)["陈五"]
+    now = datetime.now(UTC)
+    first = Session(engine, expire_on_commit=False)
+    won = bind_account(first, platform="telegram", sender_id="4242", code=code, now=now)
+    assert won.contact is not None  # not committed yet: it holds the invite's row
+
+    def second() -> BindResult:
+        with Session(engine) as session:
+            result = bind_account(
+                session, platform="telegram", sender_id="4343", code=code, now=now
+            )
+            session.commit()
+            return result
+
+    with ThreadPoolExecutor(1) as pool:
+        racing = pool.submit(second)
+        time.sleep(0.3)
+        assert not racing.done(), "the second bind did not wait for the first"
+        first.commit()
+        first.close()
+        lost = racing.result(timeout=10)
+    assert lost.problem == "bind.bad_code" and lost.contact is None
+    with Session(engine) as s:
+        assert contacts.find_contact(s, "陈五").telegram_id == 4242
+        (used,) = s.exec(select(Invite.used_at).where(col(Invite.used_at).is_not(None))).all()
+        assert used == now.replace(microsecond=used.microsecond)
 
 
 async def test_an_invite_for_a_deactivated_contact_binds_nothing(chat: Dialog) -> None:
