@@ -100,6 +100,14 @@ class _LongTickNotice(logging.Filter):
         return True
 
 
+def quiet_skipped_ticks() -> None:
+    """Turn APScheduler's "skipped: maximum number of running instances" into DEBUG (the
+    running tick is doing that work); installed once, when a scheduler starts."""
+    apscheduler_log = logging.getLogger("apscheduler.scheduler")
+    if not any(isinstance(f, _LongTickNotice) for f in apscheduler_log.filters):
+        apscheduler_log.addFilter(_LongTickNotice())
+
+
 class Scheduler:
     """Ticks every SCHEDULER_TICK_SECONDS: plan what is due, then deliver the outbox."""
 
@@ -133,9 +141,7 @@ class Scheduler:
 
     def start(self) -> None:
         """Start ticking (the first tick at once)."""
-        apscheduler_log = logging.getLogger("apscheduler.scheduler")
-        if not any(isinstance(f, _LongTickNotice) for f in apscheduler_log.filters):
-            apscheduler_log.addFilter(_LongTickNotice())
+        quiet_skipped_ticks()
         scheduler = AsyncIOScheduler(timezone=self.planner.settings.tz)
         scheduler.add_job(
             self.tick,

@@ -174,7 +174,12 @@ async def test_a_whole_plan_year(engine: Engine) -> None:
 
 
 def test_a_skipped_tick_is_not_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    from scheduler.runner import quiet_skipped_ticks
+
+    quiet_skipped_ticks()  # what Scheduler.start does
+    quiet_skipped_ticks()  # once only
     aps = logging.getLogger("apscheduler.scheduler")
+    assert sum(type(f).__name__ == "_LongTickNotice" for f in aps.filters) == 1
     with caplog.at_level(logging.INFO):
         aps.warning(
             'Execution of job "Scheduler.tick" skipped: maximum number of running instances '

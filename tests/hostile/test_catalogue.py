@@ -720,32 +720,32 @@ def test_two_accounts_racing_with_one_code_bind_once(engine: Engine, db_url: str
     for the first transaction and then finds the code used (SQLite has one writer)."""
     if db_url.startswith("sqlite"):
         pytest.skip("SQLite takes one writer at a time: two binds cannot interleave")
-    code = seed(engine)["陈五"]
-    now = datetime.now(UTC)
-    first = Session(engine, expire_on_commit=False)
-    won = bind_account(first, platform="telegram", sender_id="4242", code=code, now=now)
-    assert won.contact is not None  # not committed yet: it holds the invite's row
+    code = seed(engine)["陈五"]  # issued 2023-06-01 10:00 in Shanghai, for 7 days
+    now = datetime(2023, 6, 2, 3, 0, 0, 123456, tzinfo=UTC)
 
-    def second() -> BindResult:
-        with Session(engine) as session:
-            result = bind_account(
-                session, platform="telegram", sender_id="4343", code=code, now=now
-            )
-            session.commit()
-            return result
+    def bind(session: Session, account: str) -> BindResult:
+        result = bind_account(session, platform="telegram", sender_id=account, code=code, now=now)
+        session.commit()
+        return result
 
-    with ThreadPoolExecutor(1) as pool:
-        racing = pool.submit(second)
+    first, pool = Session(engine, expire_on_commit=False), ThreadPoolExecutor(1)
+    try:
+        won = bind_account(first, platform="telegram", sender_id="4242", code=code, now=now)
+        assert won.contact is not None  # not committed yet: it holds the invite's row
+        racing = pool.submit(lambda: bind(Session(engine), "4343"))
         time.sleep(0.3)
-        assert not racing.done(), "the second bind did not wait for the first"
+        waited = not racing.done()
         first.commit()
-        first.close()
         lost = racing.result(timeout=10)
+    finally:
+        first.close()  # a failure above rolls back here, so the second bind cannot hang
+        pool.shutdown()
+    assert waited, "the second bind did not wait for the first"
     assert lost.problem == "bind.bad_code" and lost.contact is None
     with Session(engine) as s:
         assert contacts.find_contact(s, "陈五").telegram_id == 4242
         (used,) = s.exec(select(Invite.used_at).where(col(Invite.used_at).is_not(None))).all()
-        assert used == now.replace(microsecond=used.microsecond)
+        assert used == now  # the claim's own time, stored as UTC
 
 
 async def test_an_invite_for_a_deactivated_contact_binds_nothing(chat: Dialog) -> None:
