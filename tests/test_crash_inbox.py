@@ -292,6 +292,42 @@ async def _deliver(
         await asyncio.gather(*(worker(client) for _ in range(connections)))
 
 
+def _kill_midway_then_deliver_the_rest(
+    bot: Bot,
+    path: str,
+    bodies: list[tuple[str, dict[str, Any] | bytes, dict[str, str]]],
+    url: str,
+) -> None:
+    """Deliver the bodies as the platform does, kill -9 once a quarter were acknowledged,
+    restart, deliver what was not acknowledged, and wait until every message is recorded and
+    every reply is sent; then stop the bot."""
+    acked: set[str] = set()
+    bot.start()
+
+    async def first_part() -> None:
+        quarter = asyncio.Event()
+        target = f"http://127.0.0.1:{bot.port}{path}"
+        sending = asyncio.create_task(
+            _deliver(target, bodies, acked, reached=quarter, at=TOTAL // 4)
+        )
+        await asyncio.wait_for(quarter.wait(), 120)
+        bot.kill9()
+        await sending
+
+    asyncio.run(first_part())
+    assert TOTAL // 4 <= len(acked) < TOTAL, "killed part of the way"
+    bot.start()
+    asyncio.run(_deliver(f"http://127.0.0.1:{bot.port}{path}", bodies, acked))
+    assert len(acked) == TOTAL
+    _wait(lambda: _count(url, "SELECT count(*) FROM report") >= TOTAL, 180, "all recorded")
+    _wait(
+        lambda: _count(url, "SELECT count(*) FROM outbox WHERE state != 'sent'") == 0,
+        90,
+        "every reply sent",
+    )
+    bot.stop()
+
+
 def test_kill_9_with_replies_queued_on_the_telegram_webhook(
     server: FakeTelegram, crash_db: str, bot_process: Callable[[dict[str, str]], Bot]
 ) -> None:
@@ -312,30 +348,7 @@ def test_kill_9_with_replies_queued_on_the_telegram_webhook(
             "SCHEDULER_TICK_SECONDS": "1",
         }
     )
-    acked: set[str] = set()
-    bot.start()
-    url = f"http://127.0.0.1:{bot.port}/telegram/webhook"
-
-    async def first_part() -> None:
-        quarter = asyncio.Event()
-        sending = asyncio.create_task(_deliver(url, bodies, acked, reached=quarter, at=TOTAL // 4))
-        await asyncio.wait_for(quarter.wait(), 120)
-        bot.kill9()
-        await sending
-
-    asyncio.run(first_part())
-    assert TOTAL // 4 <= len(acked) < TOTAL
-    bot.start()
-    url = f"http://127.0.0.1:{bot.port}/telegram/webhook"
-    asyncio.run(_deliver(url, bodies, acked))
-    assert len(acked) == TOTAL
-    _wait(lambda: _count(crash_db, "SELECT count(*) FROM report") >= TOTAL, 180, "all recorded")
-    _wait(
-        lambda: _count(crash_db, "SELECT count(*) FROM outbox WHERE state != 'sent'") == 0,
-        60,
-        "every reply sent",
-    )
-    bot.stop()
+    _kill_midway_then_deliver_the_rest(bot, "/telegram/webhook", bodies, crash_db)
     _check_recorded_once(crash_db)
     answers: Counter[tuple[str, int]] = Counter()
     for call in server.calls("sendMessage"):
@@ -394,29 +407,7 @@ def test_kill_9_with_callbacks_answered_on_wecom(
             "SCHEDULER_TICK_SECONDS": "1",
         }
     )
-    acked: set[str] = set()
-    bot.start()
-    url = f"http://127.0.0.1:{bot.port}/wecom/callback"
-
-    async def first_part() -> None:
-        quarter = asyncio.Event()
-        sending = asyncio.create_task(_deliver(url, bodies, acked, reached=quarter, at=TOTAL // 4))
-        await asyncio.wait_for(quarter.wait(), 120)
-        bot.kill9()
-        await sending
-
-    asyncio.run(first_part())
-    assert TOTAL // 4 <= len(acked) < TOTAL
-    bot.start()
-    url = f"http://127.0.0.1:{bot.port}/wecom/callback"
-    asyncio.run(_deliver(url, bodies, acked))
-    _wait(lambda: _count(crash_db, "SELECT count(*) FROM report") >= TOTAL, 180, "all recorded")
-    _wait(
-        lambda: _count(crash_db, "SELECT count(*) FROM outbox WHERE state != 'sent'") == 0,
-        90,
-        "every reply sent",
-    )
-    bot.stop()
+    _kill_midway_then_deliver_the_rest(bot, "/wecom/callback", bodies, crash_db)
     _check_recorded_once(crash_db)
     answers: Counter[tuple[str, int]] = Counter()
     for n in range(PEOPLE):

@@ -60,6 +60,19 @@ log = logging.getLogger(__name__)
 PLATFORM = "wecom"
 MAX_TEXT_BYTES = 2048
 MAX_BODY = 1 << 20
+# How old a callback's signed timestamp may be (WeCom calls at once and retries within
+# seconds). Shorter than the inbox's retention, so a captured callback replayed later is
+# either still known by its MsgId (stored once) or refused as stale.
+MAX_CALLBACK_AGE = 12 * 3600
+
+
+def _check_fresh(timestamp: str) -> None:
+    """Refuse a callback whose signed timestamp is not a time within MAX_CALLBACK_AGE of now
+    (the wall clock: WeCom's timestamps are real time)."""
+    if not timestamp.isdigit() or len(timestamp) > 12:
+        raise CallbackRejected(400, "bad timestamp")
+    if abs(time.time() - int(timestamp)) > MAX_CALLBACK_AGE:
+        raise CallbackRejected(403, "stale timestamp")
 MAX_CARD_BUTTONS = 6
 PER_MEMBER_PER_MINUTE = 29
 TOKEN_ERRORS = (40014, 42001)
@@ -450,6 +463,7 @@ class WeComChannel:
         sig, ts, nonce = (params.get(k) for k in ("msg_signature", "timestamp", "nonce"))
         if not (sig and ts and nonce):
             raise CallbackRejected(400, "missing parameters")
+        _check_fresh(ts)
         if request.method == "GET":
             echostr = params.get("echostr")
             if not echostr:

@@ -306,39 +306,33 @@ async def test_wecom_url_verification_with_the_wrong_token_is_refused(wecom: WeC
     assert snapshot(wecom.engine)["inbox"] == 0
 
 
-async def test_wecom_old_timestamp_is_not_checked_but_a_replay_is_still_stored_once(
+async def test_wecom_a_replay_is_stored_once_and_a_stale_one_is_refused(
     wecom: WeComDialog,
 ) -> None:
-    """The callback's timestamp is signed but its age is not checked (nor does wechatpy): a
-    callback signed a month ago is taken. A replay of one already received is kept once by its
-    MsgId while the inbox row is kept (INBOX_RETENTION_DAYS); see the xfail below for after."""
-    month_ago = str(int(time.time()) - 30 * 86400)
-    xml = wecom.text_xml("zhangsan", "9 60% 旧时间戳", msg_id=515151)
-    params, body = wecom.envelope(xml, timestamp=month_ago)
+    """A callback replayed while its inbox row is kept is stored and handled once (by MsgId);
+    one whose signed timestamp is older than MAX_CALLBACK_AGE (shorter than the inbox's
+    retention) is refused, so a capture replayed after pruning cannot be handled again."""
+    xml = wecom.text_xml("zhangsan", "9 60% 重放", msg_id=515151)
+    params, body = wecom.envelope(xml)
     assert await _post(wecom, params, body) == 200
     await wecom.handled(1)
     first = snapshot(wecom.engine)
     assert await _post(wecom, params, body) == 200
     await asyncio.sleep(0.2)
-    assert_unchanged(first, snapshot(wecom.engine), case="old timestamp replayed")
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (issue #12): the callback timestamp's age is not checked, so a captured "
-    "callback replayed after its inbox row was pruned is handled again",
-)
-async def test_wecom_replay_after_the_inbox_is_pruned_is_refused(wecom: WeComDialog) -> None:
-    params, body = wecom.envelope(wecom.text_xml("zhangsan", "9 60% 旧消息", msg_id=616161))
-    assert await _post(wecom, params, body) == 200
-    await wecom.handled(1)
-    wecom.clock.advance(timedelta(days=8))
-    inbox.prune(wecom.engine, wecom.clock())
+    assert_unchanged(first, snapshot(wecom.engine), case="replayed at once")
+    week_ago = str(int(time.time()) - 8 * 86400)
+    old = wecom.text_xml("zhangsan", "9 60% 旧消息", msg_id=616161)
+    params, body = wecom.envelope(old, timestamp=week_ago)
+    inbox.prune(wecom.engine, wecom.clock() + timedelta(days=30))  # whatever was kept is gone
     before = snapshot(wecom.engine)
-    status = await _post(wecom, params, body)
-    await asyncio.sleep(0.3)
-    assert status == 403
-    assert_unchanged(before, snapshot(wecom.engine), case="replay after pruning")
+    assert await _post(wecom, params, body) == 403
+    await asyncio.sleep(0.2)
+    assert_unchanged(before, snapshot(wecom.engine), case="stale timestamp")
+    for bad in ("", "abc", "9" * 20):
+        params, body = wecom.envelope(old, timestamp=bad or "0")
+        params["timestamp"] = bad
+        assert await _post(wecom, params, body) in (400, 403)
+    assert_unchanged(before, snapshot(wecom.engine), case="bad timestamps")
 
 
 # --- the Telegram webhook: the secret before the body ------------------------------------------
