@@ -73,6 +73,8 @@ def _check_fresh(timestamp: str) -> None:
         raise CallbackRejected(400, "bad timestamp")
     if abs(time.time() - int(timestamp)) > MAX_CALLBACK_AGE:
         raise CallbackRejected(403, "stale timestamp")
+
+
 MAX_CARD_BUTTONS = 6
 PER_MEMBER_PER_MINUTE = 29
 TOKEN_ERRORS = (40014, 42001)
