@@ -709,24 +709,30 @@ async def test_a_used_an_expired_and_a_superseded_code_are_refused(chat: Dialog)
         assert after["bind_attempts"] == before["bind_attempts"] + 1, case
 
 
-def test_two_accounts_racing_with_one_code_bind_once(engine: Engine, db_url: str) -> None:
+def test_two_accounts_racing_with_one_code_bind_once(pg_database_factory: Any) -> None:
     """The code is claimed with one conditional UPDATE: on PostgreSQL the second account waits
-    for the first transaction and then finds the code used (SQLite has one writer)."""
-    if db_url.startswith("sqlite"):
-        pytest.skip("SQLite takes one writer at a time: two binds cannot interleave")
+    for the first transaction and then finds the code used. (PostgreSQL only: SQLite takes one
+    writer at a time, so two binds cannot interleave there.)"""
+    from bot import db as database
+
+    engine = database.make_engine(pg_database_factory())
+    database.upgrade(engine)
     code = seed(engine)["陈五"]  # issued 2023-06-01 10:00 in Shanghai, for 7 days
     now = datetime(2023, 6, 2, 3, 0, 0, 123456, tzinfo=UTC)
 
-    def bind(session: Session, account: str) -> BindResult:
-        result = bind_account(session, platform="telegram", sender_id=account, code=code, now=now)
-        session.commit()
-        return result
+    def bind(account: str) -> BindResult:
+        with Session(engine, expire_on_commit=False) as session:
+            result = bind_account(
+                session, platform="telegram", sender_id=account, code=code, now=now
+            )
+            session.commit()
+            return result
 
     first, pool = Session(engine, expire_on_commit=False), ThreadPoolExecutor(1)
     try:
         won = bind_account(first, platform="telegram", sender_id="4242", code=code, now=now)
         assert won.contact is not None  # not committed yet: it holds the invite's row
-        racing = pool.submit(lambda: bind(Session(engine), "4343"))
+        racing = pool.submit(bind, "4343")
         time.sleep(0.3)
         waited = not racing.done()
         first.commit()
@@ -740,6 +746,7 @@ def test_two_accounts_racing_with_one_code_bind_once(engine: Engine, db_url: str
         assert contacts.find_contact(s, "陈五").telegram_id == 4242
         (used,) = s.exec(select(Invite.used_at).where(col(Invite.used_at).is_not(None))).all()
         assert used == now  # the claim's own time, stored as UTC
+    engine.dispose()
 
 
 async def test_an_invite_for_a_deactivated_contact_binds_nothing(chat: Dialog) -> None:

@@ -165,21 +165,6 @@ def test_read_only_sqlite_reads_work_and_every_write_is_refused(
     assert _counts(path) == before
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through chmod")
-def test_chmod_read_only_sqlite_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    folder = tmp_path / "data"
-    folder.mkdir()
-    path = folder / "duban.db"
-    _migrated(path)
-    before = _counts(path)
-    cli = Cli(f"sqlite:///{path}", tmp_path, monkeypatch)
-    with _read_only(path, folder):
-        for args in WRITES:
-            message = cli.refuses(args, str(path))
-            assert message.startswith(("数据库只读", "数据库无法打开")), message
-    assert _counts(path) == before
-
-
 def test_a_fresh_read_only_database_cannot_be_migrated(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
