@@ -15,6 +15,7 @@ from sqlmodel import Session, SQLModel
 
 from bot import db
 from tests.fakes import FakeTelegram
+from tests.fakes.wecom_api import FakeWeCom
 
 PG_ADMIN_URL = os.environ.get(
     "DUBAN_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -155,3 +156,18 @@ def server(_shared_telegram: FakeTelegram) -> Iterator[FakeTelegram]:
     _shared_telegram.reset()
     yield _shared_telegram
     assert _shared_telegram.internal_errors == []
+
+
+@pytest.fixture(scope="module")
+def _shared_wecom() -> Iterator[FakeWeCom]:
+    with FakeWeCom() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(_shared_wecom: FakeWeCom) -> Iterator[FakeWeCom]:
+    """The fake WeCom API (one per module, reset for each test)."""
+    _shared_wecom.reset(keep_tokens=False)
+    _shared_wecom.clear_faults()
+    yield _shared_wecom
+    assert _shared_wecom.internal_errors == []

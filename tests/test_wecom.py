@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -17,20 +17,6 @@ from bot.channels.wecom_group import GroupRobot
 from bot.models import Contact, InboxEntry, Outbox
 from tests.fakes.wecom_api import FakeWeCom
 from tests.harness import WECOM_AES_KEY, WECOM_TOKEN, WeComDialog, running_wecom_bot
-
-
-@pytest.fixture(scope="module")
-def _shared_wecom() -> Iterator[FakeWeCom]:
-    with FakeWeCom() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(_shared_wecom: FakeWeCom) -> Iterator[FakeWeCom]:
-    _shared_wecom.reset(keep_tokens=False)
-    _shared_wecom.clear_faults()
-    yield _shared_wecom
-    assert _shared_wecom.internal_errors == []
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -174,20 +174,6 @@ async def hooked(server: FakeTelegram, db_url: str) -> AsyncIterator[Dialog]:
         telegram_webhook_secret=SECRET,
     ) as dialog:
         yield dialog
-
-
-@pytest.fixture(scope="module")
-def _shared_wecom() -> Iterator[FakeWeCom]:
-    with FakeWeCom() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(_shared_wecom: FakeWeCom) -> Iterator[FakeWeCom]:
-    _shared_wecom.reset(keep_tokens=False)
-    _shared_wecom.clear_faults()
-    yield _shared_wecom
-    assert _shared_wecom.internal_errors == []
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -53,20 +53,6 @@ EVIL_LINK = "[点我领取](http://evil.example)"
 
 
 # --- fixtures ---------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def _shared_wecom() -> Iterator[FakeWeCom]:
-    with FakeWeCom() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(_shared_wecom: FakeWeCom) -> Iterator[FakeWeCom]:
-    _shared_wecom.reset(keep_tokens=False)
-    _shared_wecom.clear_faults()
-    yield _shared_wecom
-    assert _shared_wecom.internal_errors == []
 
 
 @pytest.fixture
