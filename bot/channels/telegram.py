@@ -474,7 +474,7 @@ class TelegramChannel:
             if not isinstance(update_id, int) or isinstance(update_id, bool):
                 raise ValueError("not an update object")
             update = Update.de_json(data, self.application.bot)
-            received = _received(update)
+            received = _received_raw(data)
         except Exception:  # bad JSON, nesting too deep, shapes PTB cannot read: not an update
             self._refusals.refused(400, "body is not an update")
             return Response(status_code=400)
@@ -490,19 +490,9 @@ class TelegramChannel:
         return Response(status_code=200)
 
 
-def _received(update: Update) -> Received:
-    """An update as the inbox stores it."""
-    chat = update.effective_chat
-    return Received(
-        update_key=str(update.update_id),
-        chat_key=str(chat.id) if chat is not None else "",
-        payload=json.dumps(update.to_dict(), ensure_ascii=False),
-    )
-
-
 def _received_raw(data: dict[str, Any]) -> Received:
-    """A raw update from getUpdates as the inbox stores it (as it came: no re-encoding of a
-    PTB object on the polling path)."""
+    """A raw update (from getUpdates or the webhook) as the inbox stores it: as it came, with
+    no PTB object encoded again."""
     chat: Any = None
     for key in ("message", "edited_message", "callback_query"):
         part = data.get(key)
