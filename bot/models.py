@@ -325,3 +325,18 @@ class CacheVersion(SQLModel, table=True):
 
 # The tables whose every change must bump cache_version (migration 0005 made the triggers).
 CACHED_TABLES = ("contact", "plan", "section", "work_item", "assignment")
+
+
+class WebToken(SQLModel, table=True):
+    """A leaders' board credential: a one-time sign-in link sent in chat, or the session it
+    started. Only the SHA-256 of the random token is stored, never the token itself."""
+
+    __tablename__ = "web_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_hash: str = Field(unique=True)
+    kind: str  # "link" (one-time, 15 minutes) | "session" (the cookie, 12 hours)
+    contact_id: int = Field(foreign_key="contact.id", index=True, ondelete="CASCADE")
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    used_at: datetime | None = _ts()
+    created_at: datetime = _created()
