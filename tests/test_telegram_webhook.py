@@ -160,7 +160,7 @@ async def test_a_rejected_token_is_named_as_such(server: FakeTelegram) -> None:
     server.reset()
     app = ApplicationBuilder().token(server.token).base_url(f"{server.url}/bot").build()
     async with app:
-        messenger = TelegramMessenger(app)
+        messenger = TelegramMessenger(app.bot)
         server.fail_next("sendMessage", error_code=401)
         with pytest.raises(InvalidToken, match="rejected the bot token"):
             await messenger.send_text(str(ZHANG), "测试")

@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -36,18 +35,11 @@ from telegram import (
     InlineKeyboardMarkup,
     Message,
     ReplyParameters,
-    Update,
 )
 from telegram.constants import ParseMode
 from telegram.error import EndPointNotFound, InvalidToken, RetryAfter, TelegramError
-from telegram.ext import (
-    AIORateLimiter,
-    Application,
-    ApplicationBuilder,
-    BaseUpdateProcessor,
-    ContextTypes,
-    TypeHandler,
-)
+from telegram.ext import AIORateLimiter, ExtBot
+from telegram.request import BaseRequest, HTTPXRequest
 from telegram.warnings import PTBUserWarning
 
 from bot.channels.aiohttp_request import AiohttpRequest
@@ -75,11 +67,13 @@ log = logging.getLogger(__name__)
 PLATFORM = "telegram"
 SEND_MESSAGE = "sendMessage"
 GET_UPDATES = "getUpdates"
+ANSWER_CALLBACK = "answerCallbackQuery"
 POLL_READ_MARGIN = 10.0  # seconds beyond the long-poll timeout before a read gives up
 PACING_SECONDS = 0.1
 MAX_MESSAGE = 4096
 MAX_CAPTION = 1024
 MAX_WEBHOOK_BODY = 1 << 20
+STOP_GRACE_SECONDS = 10.0  # how long a stop waits for the updates in hand
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES = ["message", "callback_query"]
 
@@ -96,7 +90,7 @@ def prepare_runtime() -> None:
     os.environ.setdefault("PTB_TIMEDELTA", "1")
     warnings.filterwarnings(
         "ignore",
-        message=r"Please use 'Bot\.(sendMessage|getUpdates)' instead",
+        message=r"Please use 'Bot\.(sendMessage|getUpdates|answerCallbackQuery)' instead",
         category=PTBUserWarning,
     )
 
@@ -107,39 +101,65 @@ def file_url_for(base_url: str) -> str:
     return f"{head}/file/bot" if sep else base_url
 
 
-def to_event(update: Update) -> IncomingMessage | None:
-    """Translate a Telegram update into the core's event (None: not for the bot)."""
-    user = update.effective_user
-    if user is None or user.is_bot:
-        return None
-    if update.callback_query is not None:
-        query = update.callback_query
-        message = query.message
-        chat_id = message.chat.id if message is not None else user.id
+def _full_name(user: dict[str, Any]) -> str:
+    first = str(user.get("first_name") or "")
+    last = user.get("last_name")
+    return f"{first} {last}" if last else first
+
+
+def _id(value: Any) -> str:
+    """An id Telegram sends as an integer, as the core's string (ValueError when it is not)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError("not a Telegram id")
+    return str(value)
+
+
+def to_event(data: dict[str, Any]) -> IncomingMessage | None:
+    """Translate a raw Telegram update (as getUpdates or the webhook gave it) into the core's
+    event; None when it is not for the bot (edits, groups, other bots). Read straight from the
+    JSON: no PTB objects are built for an incoming update. ValueError/TypeError/KeyError when
+    the update is malformed."""
+    update_id = _id(data["update_id"])
+    for key, part in data.items():
+        if key != "update_id" and not isinstance(part, dict):
+            raise ValueError(f"update part {key!r} is not an object")
+    query = data.get("callback_query")
+    if isinstance(query, dict):
+        user = query["from"]
+        if user.get("is_bot"):
+            return None
+        message = query.get("message")
+        chat_id = message["chat"]["id"] if isinstance(message, dict) else user["id"]
         return IncomingMessage(
             platform=PLATFORM,
-            chat_id=str(chat_id),
-            sender_id=str(user.id),
-            update_id=str(update.update_id),
+            chat_id=_id(chat_id),
+            sender_id=_id(user["id"]),
+            update_id=update_id,
             kind=EventKind.button,
-            button_data=clean_text(query.data or ""),
-            message_id=str(message.message_id) if message is not None else None,
-            sender_name=clean_text(user.full_name),
+            button_data=clean_text(str(query.get("data") or "")),
+            message_id=_id(message["message_id"]) if isinstance(message, dict) else None,
+            sender_name=clean_text(_full_name(user)),
         )
-    message = update.message
-    if message is None or message.chat.type != "private":
+    message = data.get("message")
+    if not isinstance(message, dict) or message["chat"].get("type") != "private":
         return None  # edits, channel posts and group chatter are not reports
-    reply_to = message.reply_to_message
+    user = message.get("from")
+    if not isinstance(user, dict) or user.get("is_bot"):
+        return None
+    text = message.get("text")
+    reply_to = message.get("reply_to_message")
     return IncomingMessage(
         platform=PLATFORM,
-        chat_id=str(message.chat.id),
-        sender_id=str(user.id),
-        update_id=str(update.update_id),
-        text=clean_text(message.text or ""),
-        kind=EventKind.text if message.text is not None else EventKind.unsupported,
-        message_id=str(message.message_id),
-        reply_to_message_id=str(reply_to.message_id) if reply_to is not None else None,
-        sender_name=clean_text(user.full_name),
+        chat_id=_id(message["chat"]["id"]),
+        sender_id=_id(user["id"]),
+        update_id=update_id,
+        text=clean_text(text) if isinstance(text, str) else "",
+        kind=EventKind.text if isinstance(text, str) else EventKind.unsupported,
+        message_id=_id(message["message_id"]),
+        reply_to_message_id=(
+            _id(reply_to["message_id"]) if isinstance(reply_to, dict) else None
+        ),
+        sender_name=clean_text(_full_name(user)),
     )
 
 
@@ -168,40 +188,13 @@ def _markup(buttons: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | N
     )
 
 
-class PerChatUpdateProcessor(BaseUpdateProcessor):
-    """Processes updates of different chats concurrently and those of one chat in order.
-
-    One person's "9 60%" and the "/undo" after it must not overtake each other; two people's
-    reports need not wait for each other's network round trips.
-    """
-
-    def __init__(self, max_concurrent_updates: int) -> None:
-        super().__init__(max_concurrent_updates)
-        self._chats = ChatLocks()
-
-    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
-        """Awaits the update's coroutine under its chat's lock."""
-        chat = update.effective_chat if isinstance(update, Update) else None
-        if chat is None:
-            await coroutine
-            return
-        async with self._chats.hold(chat.id):
-            await coroutine
-
-    async def initialize(self) -> None:
-        """Nothing to set up."""
-
-    async def shutdown(self) -> None:
-        """Nothing to release."""
-
-
 class TelegramMessenger:
     """Sends for the core through a PTB Bot (rate limited by PTB's AIORateLimiter)."""
 
     platform = PLATFORM
 
-    def __init__(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
-        self._application = application
+    def __init__(self, bot: ExtBot[Any]) -> None:
+        self._bot = bot
 
     def _sent(self, message: Message) -> SentMessage:
         return SentMessage(PLATFORM, str(message.chat.id), str(message.message_id))
@@ -239,7 +232,7 @@ class TelegramMessenger:
             # sendMessage through PTB (rate limiter, retries, errors as TelegramError) but
             # without building a Message from the answer: only its ids are needed here.
             try:
-                sent = await self._application.bot.do_api_request(SEND_MESSAGE, api_kwargs=params)
+                sent = await self._bot.do_api_request(SEND_MESSAGE, api_kwargs=params)
             except EndPointNotFound as exc:  # do_api_request's name for a token now rejected
                 raise InvalidToken("the Bot API rejected the bot token (sendMessage)") from exc
         return SentMessage(PLATFORM, str(sent["chat"]["id"]), str(sent["message_id"]))
@@ -249,7 +242,7 @@ class TelegramMessenger:
     ) -> SentMessage:
         """Send a document."""
         with path.open("rb") as handle:
-            message = await self._application.bot.send_document(
+            message = await self._bot.send_document(
                 chat_id=int(chat_id),
                 document=handle,
                 filename=path.name,
@@ -262,7 +255,7 @@ class TelegramMessenger:
     ) -> SentMessage:
         """Send a picture."""
         with path.open("rb") as handle:
-            message = await self._application.bot.send_photo(
+            message = await self._bot.send_photo(
                 chat_id=int(chat_id),
                 photo=handle,
                 caption=caption[:MAX_CAPTION] if caption else None,
@@ -271,7 +264,15 @@ class TelegramMessenger:
 
 
 class TelegramChannel:
-    """Owns the PTB Application: polling or webhook, the command menu, start and stop."""
+    """Owns the PTB Bot: polling or webhook, the command menu, start and stop.
+
+    PTB is the transport (requests, the rate limiter, retries, errors); incoming updates do
+    not go through PTB's Application: they are read from their JSON into the core's events
+    (building PTB objects for every update cost more than handling it) and handled here, those
+    of one chat in order, different chats at once, at most TELEGRAM_CONCURRENT_UPDATES at a
+    time. Polling waits while that many are in hand, so a backlog stays in the inbox and at
+    Telegram rather than in memory.
+    """
 
     platform = PLATFORM
 
@@ -284,52 +285,71 @@ class TelegramChannel:
         self.engine = engine
         self.router = router
         self.webhook = bool(settings.telegram_webhook_url)
-        builder = (
-            ApplicationBuilder()
-            .token(token.get_secret_value())
-            .base_url(settings.telegram_api_base_url)
-            .base_file_url(file_url_for(settings.telegram_api_base_url))
-            .job_queue(None)  # Duban's own scheduler plans and sends; PTB's is not needed
-            .rate_limiter(rate_limiter(settings))
+        request, updates_request = self._transport()
+        self.bot: ExtBot[Any] = ExtBot(
+            token.get_secret_value(),
+            base_url=settings.telegram_api_base_url,
+            base_file_url=file_url_for(settings.telegram_api_base_url),
+            request=request,
+            get_updates_request=updates_request,
+            rate_limiter=rate_limiter(settings),
         )
-        builder = self._with_transport(builder)
-        if settings.telegram_concurrent_updates > 1:
-            builder = builder.concurrent_updates(
-                PerChatUpdateProcessor(settings.telegram_concurrent_updates)
-            )
-        builder = builder.updater(None)  # Duban fetches updates itself (see _poll)
-        self.application = builder.build()
-        self.application.add_handler(TypeHandler(Update, self._on_update))
-        self.application.add_error_handler(self._on_error)
-        self.messenger = TelegramMessenger(self.application)
+        self.messenger = TelegramMessenger(self.bot)
         self._poller: asyncio.Task[None] | None = None
         self._refusals = RefusalLog(log, "Telegram webhook")
+        self._chats = ChatLocks()
+        self._slots = asyncio.Semaphore(settings.telegram_concurrent_updates)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._started = False
 
-    def _with_transport(self, builder: Any) -> Any:
-        """The HTTP client for the Bot API: aiohttp by default, PTB's httpx on request."""
+    def _transport(self) -> tuple[BaseRequest, BaseRequest]:
+        """The HTTP clients for the Bot API: aiohttp by default, PTB's httpx on request."""
         proxy = self.settings.telegram_proxy_url or None
         # Replies (one per concurrent update) and the outbox's sends share the pool.
         pool = self.settings.telegram_concurrent_updates + self.settings.outbox_concurrency
         if self.settings.telegram_http_client == "httpx":
-            builder = builder.connection_pool_size(pool)
-            return builder.proxy(proxy).get_updates_proxy(proxy) if proxy else builder
-        return builder.request(
-            AiohttpRequest(connection_pool_size=pool, proxy=proxy)
-        ).get_updates_request(AiohttpRequest(connection_pool_size=1, proxy=proxy))
+            return (
+                HTTPXRequest(connection_pool_size=pool, proxy=proxy),
+                HTTPXRequest(connection_pool_size=1, proxy=proxy),
+            )
+        return (
+            AiohttpRequest(connection_pool_size=pool, proxy=proxy),
+            AiohttpRequest(connection_pool_size=1, proxy=proxy),
+        )
 
-    async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
-        """Hands one update to the core (acknowledging a button click first)."""
-        if update.callback_query is not None:
+    async def _take(self, data: dict[str, Any]) -> None:
+        """Hand a stored update over for handling; waits while all slots are in use."""
+        await self._slots.acquire()
+        task = asyncio.create_task(self._run(data))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, data: dict[str, Any]) -> None:
+        try:
             try:
-                await update.callback_query.answer()
-            except TelegramError as exc:
-                log.warning("answerCallbackQuery failed: %s", exc)
-        event = to_event(update)
-        if event is not None:
-            await self.core.handle(event)
+                event = to_event(data)
+            except (ValueError, TypeError, KeyError, AttributeError):
+                log.warning("Telegram update %s cannot be read; skipped", data.get("update_id"))
+                return
+            if event is None:
+                return
+            async with self._chats.hold(event.chat_id):
+                if event.kind == EventKind.button:
+                    await self._answer_button(data)
+                await self.core.handle(event)
+        except Exception as exc:
+            log.error("Telegram update failed: %s", exc, exc_info=exc)
+        finally:
+            self._slots.release()
 
-    async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        log.error("Telegram error: %s", context.error, exc_info=context.error)
+    async def _answer_button(self, data: dict[str, Any]) -> None:
+        """Tell Telegram the button click arrived (it stops the client's spinner)."""
+        try:
+            await self.bot.do_api_request(
+                ANSWER_CALLBACK, api_kwargs={"callback_query_id": data["callback_query"]["id"]}
+            )
+        except TelegramError as exc:
+            log.warning("answerCallbackQuery failed: %s", exc)
 
     def _command_sets(self) -> tuple[list[BotCommand], dict[int, list[BotCommand]]]:
         t = Translator(self.settings.locale)
@@ -350,7 +370,7 @@ class TelegramChannel:
 
     async def _set_commands(self) -> None:
         default, per_chat = await asyncio.to_thread(self._command_sets)
-        bot = self.application.bot
+        bot = self.bot
         await bot.set_my_commands(default, scope=BotCommandScopeDefault())
         for chat_id, commands in per_chat.items():
             try:
@@ -361,51 +381,52 @@ class TelegramChannel:
     async def start(self) -> None:
         """Connect, set the command menu, hand over what is stored and not handled, then
         start polling or register the webhook."""
-        app = self.application
         try:
-            await app.initialize()
+            await self.bot.initialize()
             await self._set_commands()
         except BaseException:
-            await app.shutdown()  # close the HTTP sessions a failed start opened
+            await self.bot.shutdown()  # close the HTTP sessions a failed start opened
             raise
-        await app.start()
+        self._started = True
         await self._recover()
         if self.webhook:
             secret = self.settings.telegram_webhook_secret
             assert secret is not None
-            await app.bot.set_webhook(
+            await self.bot.set_webhook(
                 url=str(self.settings.telegram_webhook_url),
                 secret_token=secret.get_secret_value(),
                 allowed_updates=ALLOWED_UPDATES,
             )
             log.info("Telegram webhook registered")
         else:
-            await app.bot.delete_webhook()
+            await self.bot.delete_webhook()
             self._poller = asyncio.create_task(self._poll(), name="telegram-poll")
             log.info("Telegram long polling started")
 
     async def _recover(self) -> None:
-        """Queue the updates stored before a stop or a crash and not handled yet, in order."""
+        """Handle the updates stored before a stop or a crash and not handled yet, in order."""
         entries = await asyncio.to_thread(self.core.pending, PLATFORM)
         for entry in entries:
             try:
-                update = Update.de_json(json.loads(entry.payload), self.application.bot)
-            except (ValueError, TypeError, KeyError):
+                data = json.loads(entry.payload)
+                if not isinstance(data, dict):
+                    raise ValueError("not an update object")
+            except ValueError:
                 log.warning("stored Telegram update %s cannot be read; skipped", entry.update_key)
                 continue
-            await self.application.update_queue.put(update)
+            await self._take(data)
         if entries:
             log.info("Telegram: %d stored updates handed over after a restart", len(entries))
 
     async def _poll(self) -> None:
         """Fetch updates, store them, and only then let the offset confirm them to Telegram."""
-        bot = self.application.bot
+        bot = self.bot
         timeout = self.settings.telegram_poll_timeout
         offset = 0
         pause = 1.0
         while True:
             try:
-                # The raw updates: stored as they came, then made into PTB's Update objects.
+                # The raw updates: stored as they came, then read into the core's events.
                 raw: list[dict[str, Any]] = await bot.do_api_request(
                     GET_UPDATES,
                     api_kwargs={
@@ -422,7 +443,7 @@ class TelegramChannel:
                     offset = int(raw[-1]["update_id"]) + 1
                     for data, new in zip(raw, fresh, strict=True):
                         if new:
-                            await self.application.update_queue.put(Update.de_json(data, bot))
+                            await self._take(data)
                 pause = 1.0
             except asyncio.CancelledError:
                 raise
@@ -437,16 +458,17 @@ class TelegramChannel:
                 pause = min(pause * 2, 30.0)
 
     async def stop(self) -> None:
-        """Stop fetching, finish the updates in flight, and close the connections."""
-        app = self.application
+        """Stop fetching, finish the updates in hand, and close the connections."""
         if self._poller is not None:
             self._poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._poller
             self._poller = None
-        if app.running:
-            await app.stop()
-        await app.shutdown()
+        if self._tasks:  # what is not finished stays in the inbox for the next start
+            await asyncio.wait(set(self._tasks), timeout=STOP_GRACE_SECONDS)
+        if self._started:
+            self._started = False
+            await self.bot.shutdown()
 
     def routes(self) -> list[BaseRoute]:
         """The webhook route for the web app (none in polling mode)."""
@@ -473,7 +495,7 @@ class TelegramChannel:
             update_id = data.get("update_id") if isinstance(data, dict) else None
             if not isinstance(update_id, int) or isinstance(update_id, bool):
                 raise ValueError("not an update object")
-            update = Update.de_json(data, self.application.bot)
+            to_event(data)  # readable, or refused here rather than failing later
             received = _received_raw(data)
         except Exception:  # bad JSON, nesting too deep, shapes PTB cannot read: not an update
             self._refusals.refused(400, "body is not an update")
@@ -486,7 +508,7 @@ class TelegramChannel:
             self._refusals.refused(503, f"storing the update failed ({type(exc).__name__})")
             return Response(status_code=503)
         if new:
-            await self.application.update_queue.put(update)
+            await self._take(data)
         return Response(status_code=200)
 
 

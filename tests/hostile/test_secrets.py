@@ -478,7 +478,7 @@ async def stop_quietly(app: DubanApp) -> None:
     """Stop an app whose start failed half way (PTB leaves the bot's HTTP clients open)."""
     for channel in app.channels:
         if isinstance(channel, TelegramChannel):
-            await channel.application.bot.shutdown()
+            await channel.bot.shutdown()
     try:
         await app.stop()
     except Exception:

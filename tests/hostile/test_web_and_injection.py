@@ -508,7 +508,7 @@ async def test_a_5000_character_title_in_bold_goes_out_in_well_formed_parts(
     app = ApplicationBuilder().token(server.token).base_url(f"{server.url}/bot").build()
     server.user_says(ZHANG, "hi")  # the fake knows the chat
     async with app:
-        await TelegramMessenger(app).send_text(str(ZHANG), html, markup="html")
+        await TelegramMessenger(app.bot).send_text(str(ZHANG), html, markup="html")
     parts = server.messages_to(ZHANG)
     assert len(parts) >= 2  # the fake answers 400 to any part that does not parse
     for part in parts:
