@@ -24,6 +24,7 @@ from telegram.error import (
     EndPointNotFound,
     Forbidden,
     InvalidToken,
+    NetworkError,
     RetryAfter,
 )
 from telegram.ext import (
@@ -36,7 +37,7 @@ from telegram.ext import (
     filters,
 )
 
-from tests.fakes import FakeTelegram
+from tests.fakes import FakeTelegram, FilePart
 
 App = Application[Any, Any, Any, Any, Any, Any]
 
@@ -360,3 +361,31 @@ async def test_webhook_and_commands(server: FakeTelegram) -> None:
         missing = await client.get(f"{server.url}/bot{server.token}/nope")
         assert missing.status_code == 404
         assert missing.json() == {"ok": False, "error_code": 404, "description": "Not Found"}
+
+
+async def test_base_faults_served_files_and_records(server: FakeTelegram) -> None:
+    bot = build_app(server).bot
+    async with bot:
+        server.http_error_next("SENDMESSAGE", status=502)  # an HTML page from a gateway
+        with pytest.raises(NetworkError):
+            await bot.send_message(ALICE, "lost")
+        server.delay_next("sendMessage", 0.2)
+        started = time.monotonic()
+        await bot.send_message(ALICE, "late")
+        assert time.monotonic() - started >= 0.2
+    with pytest.raises(ValueError, match="unknown Telegram endpoint"):
+        server.fail_next("sendSticker")
+    evidence = FilePart("document", "进展.txt", "text/plain", "已完成".encode())
+    url = server.serve_file("evidence/进展.txt", evidence)
+    async with httpx.AsyncClient() as client:
+        got = await client.get(url)
+        assert got.content == evidence.data
+        assert "filename*=UTF-8''%E8%BF%9B%E5%B1%95.txt" in got.headers["content-disposition"]
+        missing = await client.get(f"{server.url}/evidence/nope.txt")
+        assert missing.status_code == 404 and missing.json()["error_code"] == 404
+    assert [r.status for r in server.wait_for_requests("download", 2, timeout=1)] == [200, 404]
+    sends = [r for r in server.requests if r.path == "sendMessage"]
+    assert [r.status for r in sends] == [502, 200]
+    assert sends[1].body["text"] == "late"  # the decoded parameters
+    assert [c.text for c in server.messages_to(ALICE)] == ["late"]
+    assert server.stats["http:502"] == 1 and server.stats["http:404"] == 1

@@ -16,6 +16,7 @@ import pytest
 from wechatpy.enterprise import WeChatClient
 from wechatpy.exceptions import APILimitedException, WeChatClientException
 
+from tests.fakes import FilePart
 from tests.fakes.wecom_api import CONTENT_TOO_LONG, FakeWeCom
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
@@ -343,7 +344,7 @@ def test_bad_requests(fake: FakeWeCom, client: FakeClient) -> None:
     with pytest.raises(WeChatClientException) as wrong_type:
         client.message.send(fake.agent_id, "alice", msg={"msgtype": "sticker"})
     assert wrong_type.value.errcode == 40008
-    with pytest.raises(ValueError, match="unknown WeCom path"):
+    with pytest.raises(ValueError, match="unknown WeCom endpoint"):
         fake.fail_next("message/sned")
 
 
@@ -399,3 +400,23 @@ async def test_answers_are_fast(fake: FakeWeCom) -> None:
     for _ in range(20):
         await asyncio.to_thread(client.message.send_text, fake.agent_id, "alice", "hi")
     assert (time.monotonic() - started) / 20 < 0.03  # no 40 ms Nagle/delayed-ACK stall
+
+
+def test_delays_records_and_served_files(fake: FakeWeCom, client: FakeClient) -> None:
+    client.access_token  # noqa: B018 - fetch the token first
+    fake.delay_next("/cgi-bin/message/send", 0.2)
+    started = time.monotonic()
+    client.message.send_text(fake.agent_id, "alice", "late")
+    assert time.monotonic() - started >= 0.2
+    (send,) = fake.wait_for_requests("message/send", 1, timeout=1)
+    assert (send.errcode, send.status) == (0, 200)
+    assert send.body["text"] == {"content": "late"}
+    url = fake.serve_file("/media/chart.png", FilePart("media", "chart.png", "image/png", PNG))
+    with httpx.Client() as http:
+        got = http.get(url)
+        assert (got.content, got.headers["content-type"]) == (PNG, "image/png")
+        assert http.get(f"{fake.url}/media/other.png").status_code == 404
+    assert fake.stats["download"] == 2 and fake.stats["http:404"] == 1
+    fake.reset()
+    with httpx.Client() as http:
+        assert http.get(url).status_code == 404  # reset forgets served files

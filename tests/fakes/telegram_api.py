@@ -1,6 +1,6 @@
 """A fake Telegram Bot API server for end-to-end tests and benchmarks.
 
-It is real HTTP (Starlette on uvicorn, h11) on 127.0.0.1 and a free port, served from a
+A :class:`tests.fakes.base.FakeServer`: real HTTP on 127.0.0.1 and a free port, served from a
 background thread with its own event loop, so it answers a bot running on any event loop, in
 any thread or in another process.  Point python-telegram-bot at it with::
 
@@ -24,6 +24,11 @@ Talking to the bot (each call queues one update and returns its ``update_id``):
   its visible text, and must belong to a button the message currently shows.
 - ``server.user_sends_document(user_id, filename, content, *, caption=None)`` queues a
   document message; the bot can download it with ``getFile`` and the file URL.
+  ``server.user_sends_file(user_id, kind, content, *, filename=None, caption=None,
+  mime_type=None, file_size=None, reply_to_message_id=None)`` does the same for a ``photo``
+  (two sizes), ``video``, ``voice`` or ``document``; ``file_size`` is the size the message
+  declares (default: the real one).  getFile answers "file is too big" over 20 MB, as
+  Telegram does.
 - ``server.push_raw_update(update)`` queues any dict (an ``update_id`` is added when missing;
   duplicates are kept, updates below the confirmed offset are dropped by the next getUpdates).
 
@@ -38,11 +43,15 @@ What the bot did:
   least ``count`` messages in total were sent to the chat and returns them, or raises
   ``TimeoutError``; ``await server.await_messages(...)`` does the same from a coroutine.
   ``wait_until(predicate)`` / ``await_until(predicate)`` wait for anything else.
+- ``server.requests``: every HTTP call as an :class:`~tests.fakes.base.ApiCall` (path = the
+  method, query, body = the decoded parameters, errcode = error_code, status), failed ones
+  included; ``wait_for_requests(method, count)`` waits for answered calls.
 - ``server.webhook`` (setWebhook's url, secret_token, allowed_updates, ...; None after
   deleteWebhook), ``server.commands`` (setMyCommands per scope/language),
   ``server.callback_answers`` (answerCallbackQuery calls), ``server.pending_updates``.
 - ``server.stats``: a Counter of calls per method name (failed ones included), of error
-  answers by code (``stats["429"]``) and of ``updates_delivered`` (redeliveries included).
+  answers by code (``stats["429"]``), of HTTP faults (``stats["http:502"]``) and of
+  ``updates_delivered`` (redeliveries included).
 - ``server.calls(method)``, ``server.commands_for(scope, language_code)``, ``server.pushed``
   (every queued update), ``server.internal_errors`` (bugs of the fake itself, answered 500).
 - ``server.reset()`` forgets everything, for a server shared by several tests.
@@ -56,6 +65,14 @@ Faults:
   getUpdates (and optionally per chat); calls beyond it get 429 with retry_after;
   ``rate_limit(None)`` turns it off.
 - ``server.block(user_id)``: sends to that chat get 403 "bot was blocked by the user".
+- From the base: ``http_error_next(method, status=502, count=1)``, ``delay_next(method,
+  seconds, count=1)``, ``latency(seconds)`` and ``clear_faults()``.
+
+Methods: the ones Duban calls (getMe, getUpdates, setWebhook, deleteWebhook, sendMessage,
+sendDocument, sendPhoto, answerCallbackQuery, setMyCommands) and the ones tests call
+(getWebhookInfo, getMyCommands, deleteMyCommands, editMessageText, getFile, close); any other is
+an unknown method.  Files (sent by the bot or by ``user_sends_document``) are downloadable at
+``/file/bot<token>/<file_path>`` (the base's ``serve_file``).
 
 Behaviour copied from the real API: methods are case-insensitive and take query strings,
 form-encoded, JSON or multipart bodies; a malformed token gets 404 and a wrong one 401 (PTB
@@ -79,25 +96,24 @@ import contextlib
 import copy
 import itertools
 import json
-import math
 import re
-import socket
-import threading
 import time
 import urllib.parse
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute
 
-JSONDict = dict[str, Any]
+from .base import (
+    FakeApiError,
+    FakeServer,
+    FilePart,
+    Incoming,
+    JSONDict,
+    TokenBucket,
+)
 
 DEFAULT_TOKEN = "123456789:AAHfakeTokenForDubanTests_0123456789"
 """A well-formed token: its numeric prefix is the bot's user id."""
@@ -170,6 +186,7 @@ _SENDING_METHODS = frozenset({"sendMessage", "sendDocument", "sendPhoto"})
 _MAX_TEXT = 4096
 _MAX_CAPTION = 1024
 _MAX_UPLOAD = 50 * 1024 * 1024
+_MAX_DOWNLOAD = 20 * 1024 * 1024  # getFile refuses bigger files ("file is too big")
 _NOT_MODIFIED = (
     "Bad Request: message is not modified: specified new message content and reply markup "
     "are exactly the same as a current content and reply markup of the message"
@@ -186,36 +203,20 @@ _DEFAULT_DESCRIPTIONS = {
 }
 
 
-class ApiError(Exception):
+class ApiError(FakeApiError):
     """An error answer of the Bot API: ``{"ok": false, "error_code": ..., ...}``."""
 
     def __init__(self, code: int, description: str, parameters: JSONDict | None = None) -> None:
-        super().__init__(description)
-        self.code = code
+        super().__init__(code, description, status=code)
         self.description = description
         self.parameters = parameters
 
-    def body(self) -> bytes:
+    def payload(self) -> JSONDict:
         """The JSON body Telegram sends with this error."""
         payload: JSONDict = {"ok": False, "error_code": self.code, "description": self.description}
         if self.parameters:
             payload["parameters"] = self.parameters
-        return _dumps(payload)
-
-
-@dataclass(frozen=True)
-class UploadedFile:
-    """One file part of a multipart upload."""
-
-    field: str
-    filename: str
-    content_type: str
-    data: bytes
-
-    @property
-    def size(self) -> int:
-        """The file's size in bytes."""
-        return len(self.data)
+        return payload
 
 
 @dataclass
@@ -230,7 +231,7 @@ class SentCall:
     parse_mode: str | None = None
     reply_markup: JSONDict | None = None
     reply_to_message_id: int | None = None
-    files: list[UploadedFile] = field(default_factory=list)
+    files: list[FilePart] = field(default_factory=list)
     params: JSONDict = field(default_factory=dict)
     result: Any = None
     at: float = field(default_factory=time.monotonic)
@@ -244,37 +245,6 @@ class SentCall:
     def buttons(self) -> list[tuple[str, str | None]]:
         """The inline buttons as (text, callback_data or url), row by row."""
         return _buttons(self.reply_markup)
-
-
-@dataclass
-class _Fault:
-    code: int
-    description: str
-    retry_after: int | None
-
-
-class _Bucket:
-    """A token bucket: ``rate`` calls a second, bursts up to ``max(rate, 1)``."""
-
-    __slots__ = ("capacity", "last", "rate", "tokens")
-
-    def __init__(self, rate: float) -> None:
-        self.rate = rate
-        self.capacity = self.tokens = max(1.0, rate)
-        self.last = time.monotonic()
-
-    def take(self, now: float) -> int:
-        """Take one token; 0 when allowed, else the seconds to wait."""
-        self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return 0
-        return max(1, math.ceil((1 - self.tokens) / self.rate))
-
-
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
 
 
 def _utf16_len(text: str) -> int:
@@ -371,66 +341,17 @@ def html_to_plain(text: str) -> str:
     return "".join(out)
 
 
-_FORM_ESCAPE = re.compile(r"\\\\|%([01][0-9A-Fa-f]|22)")
-_DISPOSITION = re.compile(r'(\w+)\*?=(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))')
-
-
-def _unescape_form(value: str) -> str:
-    return _FORM_ESCAPE.sub(
-        lambda m: "\\" if m.group(1) is None else chr(int(m.group(1), 16)), value
-    )
-
-
-def _parse_multipart(
-    body: bytes, content_type: str
-) -> tuple[dict[str, str], dict[str, UploadedFile]]:
-    """Split a multipart/form-data body (as httpx writes it) into fields and files."""
-    m = re.search(r'boundary="?([^";]+)"?', content_type)
-    if not m:
-        raise ApiError(400, "Bad Request: multipart boundary is missing")
-    delimiter = b"--" + m.group(1).encode("latin-1")
-    fields: dict[str, str] = {}
-    files: dict[str, UploadedFile] = {}
-    for chunk in body.split(delimiter)[1:]:
-        if chunk.startswith(b"--"):
-            break
-        head, sep, content = chunk.partition(b"\r\n\r\n")
-        if not sep:
-            continue
-        if content.endswith(b"\r\n"):
-            content = content[:-2]
-        headers: dict[str, str] = {}
-        for line in head.decode("utf-8", "replace").split("\r\n"):
-            key, _, value = line.partition(":")
-            if key.strip():
-                headers[key.strip().lower()] = value.strip()
-        disposition = {
-            k.lower(): _unescape_form(quoted if quoted else bare)
-            for k, quoted, bare in _DISPOSITION.findall(headers.get("content-disposition", ""))
-        }
-        name = disposition.get("name")
-        if name is None:
-            continue
-        if "filename" in disposition:
-            files[name] = UploadedFile(
-                field=name,
-                filename=disposition["filename"],
-                content_type=headers.get("content-type", "application/octet-stream"),
-                data=content,
-            )
-        else:
-            fields[name] = content.decode("utf-8", "replace")
-    return fields, files
-
-
 def _png_size(data: bytes) -> tuple[int, int]:
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
         return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     return 0, 0
 
 
-class FakeTelegram:
+class FakeTelegram(FakeServer[SentCall]):
     """A fake Telegram Bot API server; see the module docstring for the test-facing API."""
+
+    label = "Telegram"
+    thread_name = "fake-telegram"
 
     def __init__(
         self,
@@ -441,9 +362,8 @@ class FakeTelegram:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        super().__init__(host=host, port=port)
         self.token = token
-        self.host = host
-        self._port = port
         self.bot_id = int(token.split(":", 1)[0])
         self.bot_user: JSONDict = {
             "id": self.bot_id,
@@ -456,17 +376,11 @@ class FakeTelegram:
             "can_connect_to_business": False,
             "has_main_web_app": False,
         }
-        self._lock = threading.RLock()
-        self._changed = threading.Condition(self._lock)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._server: uvicorn.Server | None = None
         self._pollers: set[asyncio.Event] = set()
         self._poll_generation = 0
         self._closing = False
-        self._handlers: dict[str, Callable[[JSONDict, dict[str, UploadedFile]], Any]] = {
+        methods: dict[str, Callable[[JSONDict, dict[str, FilePart]], Any]] = {
             "getMe": self._get_me,
-            "logOut": self._true,
             "close": self._true,
             "setWebhook": self._set_webhook,
             "deleteWebhook": self._delete_webhook,
@@ -474,156 +388,77 @@ class FakeTelegram:
             "sendMessage": self._send_message,
             "sendDocument": self._send_document,
             "sendPhoto": self._send_photo,
-            "sendChatAction": self._send_chat_action,
             "editMessageText": self._edit_message_text,
-            "editMessageReplyMarkup": self._edit_message_reply_markup,
-            "deleteMessage": self._delete_message,
             "answerCallbackQuery": self._answer_callback_query,
             "setMyCommands": self._set_my_commands,
             "getMyCommands": self._get_my_commands,
             "deleteMyCommands": self._delete_my_commands,
             "getFile": self._get_file,
         }
-        self._canonical = {name.lower(): name for name in [*self._handlers, "getUpdates"]}
+        for name, handler in methods.items():
+            self._endpoint(name, self._method(handler))
+        self._endpoint("getUpdates", self._get_updates_endpoint)
+        self._canonical = {name.lower(): name for name in [*methods, "getUpdates"]}
         self.reset()
 
-    # ------------------------------------------------------------------ lifecycle
+    # ------------------------------------------------------------------ base hooks
 
-    @property
-    def url(self) -> str:
-        """The server's root URL, e.g. ``http://127.0.0.1:54321``."""
-        return f"http://{self.host}:{self._port}"
+    def _routes(self) -> list[BaseRoute]:
+        def method_of(request: Any) -> str:
+            raw: str = request.path_params["method"]
+            return self._canonical.get(raw.lower(), raw)
 
-    @property
-    def port(self) -> int:
-        """The TCP port the server listens on."""
-        return self._port
+        return [self._api_route("/bot{token}/{method}", method_of)]
 
-    def start(self) -> Self:
+    def _canonical_endpoint(self, name: str) -> str:
+        return self._canonical.get(name.lower(), name)
+
+    def _unknown(self, call: Incoming) -> Response:
+        self._check_token(call)
+        raise ApiError(404, "Not Found")
+
+    def _internal_error(self, exc: Exception) -> ApiError:
+        return ApiError(500, f"Internal Server Error: fake server bug: {exc!r}")
+
+    def _file_not_found(self, call: Incoming) -> Response:
+        return self.json_response(ApiError(404, "Not Found").payload(), 404)
+
+    def _on_stop(self) -> None:
+        self._closing = True
+        self._wake_pollers()
+
+    def start(self) -> FakeTelegram:
         """Bind a port and serve from a background thread; returns once it accepts requests."""
-        if self._thread is not None:
-            raise RuntimeError("FakeTelegram is already running")
-        # proto=IPPROTO_TCP lets asyncio set TCP_NODELAY on accepted connections; without it
-        # every response waits ~40 ms for the client's delayed ACK (Nagle).
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((self.host, self._port))
-        sock.listen(1024)
-        self._port = sock.getsockname()[1]
-        app = Starlette(
-            routes=[
-                Route("/bot{token}/{method}", self._api_endpoint, methods=["GET", "POST"]),
-                Route("/file/bot{token}/{path:path}", self._file_endpoint, methods=["GET"]),
-            ]
-        )
-        config = uvicorn.Config(
-            app,
-            loop="asyncio",
-            http="h11",
-            ws="none",
-            lifespan="off",
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            server_header=False,
-            timeout_graceful_shutdown=2,
-            backlog=1024,
-        )
-        server = self._server = uvicorn.Server(config)
-        loop = self._loop = asyncio.new_event_loop()
         self._closing = False
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                loop.run_until_complete(self._serve(server, sock))
-            except BaseException as exc:  # reported by start()
-                failure.append(exc)
-            finally:
-                with contextlib.suppress(Exception):
-                    loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.close()
-
-        thread = self._thread = threading.Thread(target=run, name="fake-telegram", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.001)
-        if not server.started:
-            self.stop()
-            sock.close()
-            raise RuntimeError(f"FakeTelegram failed to start: {failure!r}")
-        return self
-
-    @staticmethod
-    async def _serve(server: uvicorn.Server, sock: socket.socket) -> None:
-        await server.serve(sockets=[sock])
-        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for t in pending:
-            t.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-
-    def stop(self) -> None:
-        """Stop serving (open long polls answer at once) and join the thread."""
-        thread, loop, server = self._thread, self._loop, self._server
-        if thread is None:
-            return
-        if loop is not None and server is not None and not loop.is_closed():
-
-            def shutdown() -> None:
-                self._closing = True
-                self._wake_pollers()
-                server.should_exit = True
-
-            with contextlib.suppress(RuntimeError):  # loop already closed
-                loop.call_soon_threadsafe(shutdown)
-        thread.join(10)
-        self._thread = self._loop = self._server = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return super().start()
 
     def reset(self) -> None:
         """Forget all updates, messages, calls, faults and counters (keeps the bot identity)."""
         with self._lock:
+            super().reset()
             self.sent: list[SentCall] = []
-            self.stats: Counter[str] = Counter()
             self.webhook: JSONDict | None = None
             self.commands: dict[tuple[str, str], list[JSONDict]] = {}
             self.callback_answers: list[JSONDict] = []
             self.pushed: list[JSONDict] = []
-            self.internal_errors: list[Exception] = []
             self._queue: list[JSONDict] = []
             self._next_update_id = 1
             self._allowed: frozenset[str] | None = None
-            self._by_chat: dict[int, list[SentCall]] = {}
             self._messages: dict[tuple[int, int], JSONDict] = {}
             self._next_message_id: dict[int, int] = {}
             self._chats: dict[int, JSONDict] = {}
             self._users: dict[int, JSONDict] = {}
             self._blocked: set[int] = set()
             self._open_queries: set[str] = set()
-            self._faults: dict[str, list[_Fault]] = {}
-            self._bucket: _Bucket | None = None
+            self._bucket: TokenBucket | None = None
             self._chat_rate: float | None = None
-            self._chat_buckets: dict[int | str, _Bucket] = {}
-            self._files: dict[str, tuple[UploadedFile, str]] = {}
-            self._file_paths: dict[str, UploadedFile] = {}
+            self._chat_buckets: dict[int | str, TokenBucket] = {}
+            self._files: dict[str, tuple[FilePart, str]] = {}
             self._ids = itertools.count(1)
             # A long poll still open from before the reset (a stopped bot's request that the
             # client gave up on) is superseded: it ends with 409 and takes nothing.
-            self._poll_generation = getattr(self, "_poll_generation", 0) + 1
-        if hasattr(self, "_loop"):
-            self._notify_update()
+            self._poll_generation += 1
+        self._notify_update()
 
     # ------------------------------------------------------------------ test-facing API
 
@@ -667,19 +502,74 @@ class FakeTelegram:
         mime_type: str = "application/octet-stream",
         first_name: str = "Test",
         chat_id: int | None = None,
+        file_size: int | None = None,
     ) -> int:
-        """Queue a document message from a user (downloadable via getFile); returns update_id."""
+        """Queue a document message from a user (downloadable via getFile); returns update_id.
+        ``file_size`` overrides the size the message declares (a client may lie)."""
+        return self.user_sends_file(
+            user_id,
+            "document",
+            content,
+            filename=filename,
+            caption=caption,
+            mime_type=mime_type,
+            first_name=first_name,
+            chat_id=chat_id,
+            file_size=file_size,
+        )
+
+    def user_sends_file(
+        self,
+        user_id: int,
+        kind: str,
+        content: bytes,
+        *,
+        filename: str | None = None,
+        caption: str | None = None,
+        mime_type: str | None = None,
+        first_name: str = "Test",
+        chat_id: int | None = None,
+        file_size: int | None = None,
+        reply_to_message_id: int | None = None,
+    ) -> int:
+        """Queue a ``document``, ``photo``, ``video`` or ``voice`` message from a user, its
+        file downloadable via getFile; returns update_id.  A photo comes in two sizes (a
+        thumbnail, then the file) as Telegram sends it; a voice message carries no text.
+        ``file_size`` overrides the size the message declares (a client may lie)."""
+        if kind not in ("document", "photo", "video", "voice"):
+            raise ValueError(f"unknown file kind {kind!r}")
         with self._lock:
             message = self._user_message(user_id, first_name, None, None, "zh-hans", chat_id)
-            upload = UploadedFile("document", filename, mime_type, content)
-            file_id, unique_id = self._store_file(upload, "documents")
-            message["document"] = {
-                "file_id": file_id,
-                "file_unique_id": unique_id,
-                "file_name": filename,
-                "mime_type": mime_type,
-                "file_size": len(content),
-            }
+            if reply_to_message_id is not None:
+                target = self._messages.get((message["chat"]["id"], reply_to_message_id))
+                if target is None:
+                    raise ValueError(f"no message {reply_to_message_id} in that chat")
+                message["reply_to_message"] = _without_reply(target)
+            name = filename or f"{kind}.bin"
+            upload = FilePart(kind, name, mime_type or "application/octet-stream", content)
+            file_id, unique_id = self._store_file(upload, f"{kind}s")
+            declared = len(content) if file_size is None else file_size
+            meta: JSONDict = {"file_id": file_id, "file_unique_id": unique_id}
+            if kind == "photo":
+                thumb = FilePart("photo", "thumb.jpg", "image/jpeg", content[:64])
+                thumb_id, thumb_unique = self._store_file(thumb, "photos")
+                message["photo"] = [
+                    {"file_id": thumb_id, "file_unique_id": thumb_unique, "width": 90,
+                     "height": 67, "file_size": len(thumb.data)},
+                    {**meta, "width": 1280, "height": 960, "file_size": declared},
+                ]  # fmt: skip
+            else:
+                meta["file_size"] = declared
+                if kind == "voice":
+                    meta.update(duration=3, mime_type=mime_type or "audio/ogg")
+                else:
+                    if filename is not None:
+                        meta["file_name"] = filename
+                    if mime_type is not None:
+                        meta["mime_type"] = mime_type
+                    if kind == "video":
+                        meta.update(width=1280, height=720, duration=5)
+                message[kind] = meta
             if caption is not None:
                 message["caption"] = caption
             return self._store_and_queue(message)
@@ -740,13 +630,8 @@ class FakeTelegram:
             self._notify_update()
             return int(update["update_id"])
 
-    def messages_to(self, chat_id: int) -> list[SentCall]:
-        """The messages (sendMessage/sendDocument/sendPhoto calls) sent to a chat, in order."""
-        with self._lock:
-            return list(self._by_chat.get(chat_id, ()))
-
     def message(self, chat_id: int, message_id: int) -> JSONDict | None:
-        """The message as it looks now (after edits), or None when unknown or deleted."""
+        """The message as it looks now (after edits), or None when unknown."""
         with self._lock:
             found = self._messages.get((chat_id, message_id))
             return copy.deepcopy(_public(found)) if found is not None else None
@@ -757,52 +642,6 @@ class FakeTelegram:
         with self._lock:
             return len(self._queue)
 
-    def wait_for_messages(
-        self, chat_id: int, count: int = 1, timeout: float = 5.0
-    ) -> list[SentCall]:
-        """Block until at least ``count`` messages were sent to the chat; return them all."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                got = self._by_chat.get(chat_id, [])
-                if len(got) >= count:
-                    return list(got)
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    texts = [c.text for c in got]
-                    raise TimeoutError(
-                        f"expected {count} message(s) to chat {chat_id} within {timeout}s, "
-                        f"got {len(got)}: {texts!r}"
-                    )
-                self._changed.wait(remaining)
-
-    async def await_messages(
-        self,
-        chat_id: int,
-        count: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 - handed to the blocking wait
-    ) -> list[SentCall]:
-        """Async wrapper of :meth:`wait_for_messages` (runs it in a worker thread)."""
-        return await asyncio.to_thread(self.wait_for_messages, chat_id, count, timeout)
-
-    def wait_until(self, predicate: Callable[[FakeTelegram], bool], timeout: float = 5.0) -> None:
-        """Block until ``predicate(server)`` is true (re-checked after every call)."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while not predicate(self):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"condition not met within {timeout}s")
-                self._changed.wait(remaining)
-
-    async def await_until(
-        self,
-        predicate: Callable[[FakeTelegram], bool],
-        timeout: float = 5.0,  # noqa: ASYNC109 - handed to the blocking wait
-    ) -> None:
-        """Async wrapper of :meth:`wait_until`."""
-        await asyncio.to_thread(self.wait_until, predicate, timeout)
-
     def fail_next(
         self,
         method: str,
@@ -812,20 +651,19 @@ class FakeTelegram:
         description: str | None = None,
     ) -> None:
         """Make the next ``count`` calls of ``method`` fail with ``error_code``."""
-        name = self._canonical.get(method.lower(), method)
         if description is None:
             if error_code == 429:
                 description = f"Too Many Requests: retry after {retry_after}"
             else:
                 description = _DEFAULT_DESCRIPTIONS.get(error_code, f"Error {error_code}")
-        fault = _Fault(error_code, description, retry_after if error_code == 429 else None)
-        with self._lock:
-            self._faults.setdefault(name, []).extend([fault] * count)
+        text = description
+        parameters = {"retry_after": retry_after} if error_code == 429 else None
+        self._inject_error(method, lambda: ApiError(error_code, text, parameters), count)
 
     def rate_limit(self, per_second: float | None, per_chat: float | None = None) -> None:
         """Answer 429 to calls beyond ``per_second`` (and ``per_chat`` per chat); None = off."""
         with self._lock:
-            self._bucket = _Bucket(per_second) if per_second else None
+            self._bucket = TokenBucket(per_second) if per_second else None
             self._chat_rate = per_chat
             self._chat_buckets = {}
 
@@ -891,10 +729,7 @@ class FakeTelegram:
         return update_id
 
     def _notify_update(self) -> None:
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._wake_pollers)
+        self._call_soon(self._wake_pollers)
 
     def _wake_pollers(self) -> None:
         for event in self._pollers:
@@ -931,7 +766,7 @@ class FakeTelegram:
         except ValueError:
             raise ApiError(400, "Bad Request: chat not found") from None
 
-    def _store_file(self, upload: UploadedFile, folder: str) -> tuple[str, str]:
+    def _store_file(self, upload: FilePart, folder: str) -> tuple[str, str]:
         n = next(self._ids)
         file_id = f"FAKE{folder[:3].upper()}{n:08d}"
         unique_id = f"U{n:08d}"
@@ -940,86 +775,61 @@ class FakeTelegram:
             suffix = "." + upload.filename.rsplit(".", 1)[1]
         path = f"{folder}/file_{n}{suffix}"
         self._files[file_id] = (upload, path)
-        self._file_paths[path] = upload
+        self.serve_file(f"file/bot{self.token}/{path}", upload)
         return file_id, unique_id
 
     # ------------------------------------------------------------------ HTTP
 
-    async def _api_endpoint(self, request: Request) -> Response:
-        token: str = request.path_params["token"]
-        raw_method: str = request.path_params["method"]
-        try:
-            params, uploads = await self._read_params(request)
-            if token != self.token:
-                if _TOKEN_SHAPE.match(token):
-                    raise ApiError(401, "Unauthorized")
-                raise ApiError(404, "Not Found")
-            result = await self._call(raw_method, params, uploads)
-        except ApiError as exc:
-            with self._lock:
-                self.stats[str(exc.code)] += 1
-            return Response(exc.body(), exc.code, media_type="application/json")
-        except Exception as exc:  # a bug in the fake: answer like Telegram's 500, keep it
-            with self._lock:
-                self.stats["500"] += 1
-                self.internal_errors.append(exc)
-            error = ApiError(500, f"Internal Server Error: fake server bug: {exc!r}")
-            return Response(error.body(), 500, media_type="application/json")
-        return Response(_dumps({"ok": True, "result": result}), media_type="application/json")
+    def _method(
+        self, handler: Callable[[JSONDict, dict[str, FilePart]], Any]
+    ) -> Callable[[Incoming], JSONDict]:
+        """A Bot API method as a base endpoint: token, parameters, rate limit, ``ok`` answer."""
 
-    async def _file_endpoint(self, request: Request) -> Response:
-        token: str = request.path_params["token"]
-        path: str = request.path_params["path"]  # already percent-decoded
-        upload = self._file_paths.get(path) if token == self.token else None
-        if upload is None:
-            return Response(ApiError(404, "Not Found").body(), 404, media_type="application/json")
-        return Response(upload.data, media_type=upload.content_type)
+        def endpoint(call: Incoming) -> JSONDict:
+            params, uploads = self._params(call)
+            self._check_rate(params.get("chat_id"))
+            return {"ok": True, "result": handler(params, uploads)}
 
-    @staticmethod
-    async def _read_params(request: Request) -> tuple[dict[str, str], dict[str, UploadedFile]]:
-        query = request.scope.get("query_string", b"")
-        params = dict(urllib.parse.parse_qsl(query.decode(), keep_blank_values=True))
-        uploads: dict[str, UploadedFile] = {}
-        if request.method == "POST":
-            body = await request.body()
-            content_type = request.headers.get("content-type", "")
+        return endpoint
+
+    async def _get_updates_endpoint(self, call: Incoming) -> JSONDict:
+        params, _ = self._params(call)
+        return {"ok": True, "result": await self._get_updates(params)}
+
+    def _check_token(self, call: Incoming) -> None:
+        token = str(call.path_params.get("token", ""))
+        if token != self.token:
+            if _TOKEN_SHAPE.match(token):
+                raise ApiError(401, "Unauthorized")
+            raise ApiError(404, "Not Found")
+
+    def _params(self, call: Incoming) -> tuple[JSONDict, dict[str, FilePart]]:
+        """The call's parameters (query string and body), decoded, and its uploaded files."""
+        self._check_token(call)
+        raw = dict(call.query)
+        uploads: dict[str, FilePart] = {}
+        body, content_type = call.body, call.content_type
+        if call.method == "POST" and body:
             if content_type.startswith("multipart/form-data"):
-                fields, uploads = _parse_multipart(body, content_type)
-                params.update(fields)
-            elif content_type.startswith("application/json") and body:
                 try:
-                    decoded = json.loads(body)
-                except ValueError:
-                    raise ApiError(400, "Bad Request: can't parse JSON object") from None
+                    fields, uploads = call.multipart()
+                except ValueError as exc:
+                    raise ApiError(400, f"Bad Request: {exc}") from None
+                raw.update(fields)
+            elif content_type.startswith("application/json"):
+                decoded = call.json_or_none()
+                if not isinstance(decoded, dict):
+                    raise ApiError(400, "Bad Request: can't parse JSON object")
                 for key, value in decoded.items():
-                    params[key] = value if isinstance(value, str) else json.dumps(value)
-            elif body:
-                params.update(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
+                    raw[key] = value if isinstance(value, str) else json.dumps(value)
+            else:
+                raw.update(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
+        try:
+            params = _decode(raw)
+        except ValueError:
+            raise ApiError(400, "Bad Request: invalid parameter value") from None
+        call.record.body = params
         return params, uploads
-
-    async def _call(
-        self, raw_method: str, raw: dict[str, str], uploads: dict[str, UploadedFile]
-    ) -> Any:
-        name = self._canonical.get(raw_method.lower())
-        with self._lock:
-            self.stats[name or raw_method] += 1
-            if name is None:
-                raise ApiError(404, "Not Found")
-            faults = self._faults.get(name)
-            if faults:
-                fault = faults.pop(0)
-                params = {"retry_after": fault.retry_after} if fault.retry_after else None
-                raise ApiError(fault.code, fault.description, params)
-            try:
-                params = _decode(raw)
-            except ValueError:
-                raise ApiError(400, "Bad Request: invalid parameter value") from None
-            if name != "getUpdates":
-                self._check_rate(params.get("chat_id"))
-                result = self._handlers[name](params, uploads)
-                self._changed.notify_all()
-                return result
-        return await self._get_updates(params)
 
     def _check_rate(self, chat_id: Any) -> None:
         now = time.monotonic()
@@ -1027,7 +837,7 @@ class FakeTelegram:
         if not wait and self._chat_rate and chat_id is not None:
             bucket = self._chat_buckets.get(chat_id)
             if bucket is None:
-                bucket = self._chat_buckets[chat_id] = _Bucket(self._chat_rate)
+                bucket = self._chat_buckets[chat_id] = TokenBucket(self._chat_rate)
             wait = bucket.take(now)
         if wait:
             raise ApiError(429, f"Too Many Requests: retry after {wait}", {"retry_after": wait})
@@ -1099,15 +909,15 @@ class FakeTelegram:
     def _record(self, call: SentCall) -> None:
         self.sent.append(call)
         if call.method in _SENDING_METHODS and isinstance(call.chat_id, int):
-            self._by_chat.setdefault(call.chat_id, []).append(call)
+            self._deliver(call.chat_id, call)
 
-    def _true(self, params: JSONDict, uploads: dict[str, UploadedFile]) -> bool:
+    def _true(self, params: JSONDict, uploads: dict[str, FilePart]) -> bool:
         return True
 
-    def _get_me(self, params: JSONDict, uploads: dict[str, UploadedFile]) -> JSONDict:
+    def _get_me(self, params: JSONDict, uploads: dict[str, FilePart]) -> JSONDict:
         return self.bot_user
 
-    def _set_webhook(self, params: JSONDict, uploads: dict[str, UploadedFile]) -> bool:
+    def _set_webhook(self, params: JSONDict, uploads: dict[str, FilePart]) -> bool:
         url = params.get("url") or ""
         secret = params.get("secret_token")
         if secret is not None and not _SECRET_TOKEN.match(secret):
@@ -1131,13 +941,13 @@ class FakeTelegram:
         self._record(SentCall("setWebhook", params=params, result=True))
         return True
 
-    def _delete_webhook(self, params: JSONDict, uploads: dict[str, UploadedFile]) -> bool:
+    def _delete_webhook(self, params: JSONDict, uploads: dict[str, FilePart]) -> bool:
         if params.get("drop_pending_updates"):
             self._queue = []
         self.webhook = None
         return True
 
-    def _get_webhook_info(self, params: JSONDict, uploads: dict[str, UploadedFile]) -> JSONDict:
+    def _get_webhook_info(self, params: JSONDict, uploads: dict[str, FilePart]) -> JSONDict:
         info: JSONDict = {
             "url": "",
             "has_custom_certificate": False,
@@ -1209,7 +1019,7 @@ class FakeTelegram:
         self._messages[(chat_id, ordered["message_id"])] = ordered
         return _public(ordered)
 
-    def _send_message(self, params: JSONDict, uploads: dict[str, UploadedFile]) -> JSONDict:
+    def _send_message(self, params: JSONDict, uploads: dict[str, FilePart]) -> JSONDict:
         text = params.get("text") or ""
         parse_mode = params.get("parse_mode")
         chat_id, message = self._new_message(params)
@@ -1236,7 +1046,7 @@ class FakeTelegram:
         return result
 
     def _send_file(
-        self, method: str, kind: str, params: JSONDict, uploads: dict[str, UploadedFile]
+        self, method: str, kind: str, params: JSONDict, uploads: dict[str, FilePart]
     ) -> JSONDict:
         chat_id, message = self._new_message(params)
         caption = params.get("caption")
@@ -1258,7 +1068,7 @@ class FakeTelegram:
             file_id, unique_id = value, f"U{value}"
         elif isinstance(value, str) and value.startswith(("http://", "https://")):
             name = value.rsplit("/", 1)[-1] or kind
-            upload = UploadedFile(kind, name, "application/octet-stream", b"")
+            upload = FilePart(kind, name, "application/octet-stream", b"")
             file_id, unique_id = self._store_file(upload, f"{kind}s")
         else:
             raise ApiError(400, "Bad Request: wrong file identifier/HTTP URL specified")
@@ -1299,18 +1109,11 @@ class FakeTelegram:
         )
         return result
 
-    def _send_document(self, params: JSONDict, uploads: dict[str, UploadedFile]) -> JSONDict:
+    def _send_document(self, params: JSONDict, uploads: dict[str, FilePart]) -> JSONDict:
         return self._send_file("sendDocument", "document", params, uploads)
 
-    def _send_photo(self, params: JSONDict, uploads: dict[str, UploadedFile]) -> JSONDict:
+    def _send_photo(self, params: JSONDict, uploads: dict[str, FilePart]) -> JSONDict:
         return self._send_file("sendPhoto", "photo", params, uploads)
-
-    def _send_chat_action(self, params: JSONDict, uploads: dict[str, UploadedFile]) -> bool:
-        chat_id = self._resolve_chat(params.get("chat_id"))
-        if chat_id in self._blocked:
-            raise ApiError(403, "Forbidden: bot was blocked by the user")
-        self._record(SentCall("sendChatAction", chat_id=chat_id, params=params, result=True))
-        return True
 
     def _editable(self, params: JSONDict) -> tuple[int, JSONDict]:
         if params.get("inline_message_id"):
@@ -1324,7 +1127,7 @@ class FakeTelegram:
             raise ApiError(400, "Bad Request: message can't be edited")
         return chat_id, message
 
-    def _edit_message_text(self, params: JSONDict, uploads: dict[str, UploadedFile]) -> JSONDict:
+    def _edit_message_text(self, params: JSONDict, uploads: dict[str, FilePart]) -> JSONDict:
         chat_id, message = self._editable(params)
         if "text" not in message:
             raise ApiError(400, "Bad Request: there is no text in the message to edit")
@@ -1358,42 +1161,7 @@ class FakeTelegram:
         )
         return result
 
-    def _edit_message_reply_markup(
-        self, params: JSONDict, uploads: dict[str, UploadedFile]
-    ) -> JSONDict:
-        chat_id, message = self._editable(params)
-        markup = params.get("reply_markup")
-        self._check_markup(markup)
-        new_markup = markup if markup and "inline_keyboard" in markup else None
-        if new_markup == message.get("reply_markup"):
-            raise ApiError(400, _NOT_MODIFIED)
-        message = {**message, "edit_date": int(time.time())}
-        _set_markup(message, new_markup)
-        self._messages[(chat_id, message["message_id"])] = message
-        result = _public(message)
-        self._record(
-            SentCall(
-                "editMessageReplyMarkup",
-                chat_id=chat_id,
-                message_id=message["message_id"],
-                reply_markup=markup,
-                params=params,
-                result=result,
-            )
-        )
-        return result
-
-    def _delete_message(self, params: JSONDict, uploads: dict[str, UploadedFile]) -> bool:
-        chat_id = self._resolve_chat(params.get("chat_id"))
-        message_id = int(params.get("message_id") or 0)
-        if self._messages.pop((chat_id, message_id), None) is None:
-            raise ApiError(400, "Bad Request: message to delete not found")
-        self._record(
-            SentCall("deleteMessage", chat_id=chat_id, message_id=message_id, params=params)
-        )
-        return True
-
-    def _answer_callback_query(self, params: JSONDict, uploads: dict[str, UploadedFile]) -> bool:
+    def _answer_callback_query(self, params: JSONDict, uploads: dict[str, FilePart]) -> bool:
         query_id = str(params.get("callback_query_id") or "")
         if query_id not in self._open_queries:
             raise ApiError(
@@ -1412,7 +1180,7 @@ class FakeTelegram:
         scope = params.get("scope") or {"type": "default"}
         return json.dumps(scope, sort_keys=True), str(params.get("language_code") or "")
 
-    def _set_my_commands(self, params: JSONDict, uploads: dict[str, UploadedFile]) -> bool:
+    def _set_my_commands(self, params: JSONDict, uploads: dict[str, FilePart]) -> bool:
         commands = params.get("commands")
         if not isinstance(commands, list):
             raise ApiError(400, 'Bad Request: parameter "commands" is required')
@@ -1431,21 +1199,21 @@ class FakeTelegram:
         self._record(SentCall("setMyCommands", params=params, result=True))
         return True
 
-    def _get_my_commands(
-        self, params: JSONDict, uploads: dict[str, UploadedFile]
-    ) -> list[JSONDict]:
+    def _get_my_commands(self, params: JSONDict, uploads: dict[str, FilePart]) -> list[JSONDict]:
         return list(self.commands.get(self._command_key(params), []))
 
-    def _delete_my_commands(self, params: JSONDict, uploads: dict[str, UploadedFile]) -> bool:
+    def _delete_my_commands(self, params: JSONDict, uploads: dict[str, FilePart]) -> bool:
         self.commands.pop(self._command_key(params), None)
         self._record(SentCall("deleteMyCommands", params=params, result=True))
         return True
 
-    def _get_file(self, params: JSONDict, uploads: dict[str, UploadedFile]) -> JSONDict:
+    def _get_file(self, params: JSONDict, uploads: dict[str, FilePart]) -> JSONDict:
         file_id = str(params.get("file_id") or "")
         if file_id not in self._files:
             raise ApiError(400, "Bad Request: invalid file_id")
         upload, path = self._files[file_id]
+        if upload.size > _MAX_DOWNLOAD:
+            raise ApiError(400, "Bad Request: file is too big")
         return {
             "file_id": file_id,
             "file_unique_id": f"U{file_id}",

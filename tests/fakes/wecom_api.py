@@ -1,7 +1,8 @@
 """A fake WeCom (企业微信) server API for end-to-end tests and benchmarks.
 
-Real HTTP (Starlette on uvicorn, h11) on 127.0.0.1 and a free port, served from a background
-thread with its own event loop, so any client in any thread or process can call it.  Point
+A :class:`tests.fakes.base.FakeServer`: real HTTP on 127.0.0.1 and a free port, served from a
+background thread with its own event loop, so any client in any thread or process can call it.
+It has what Duban (and its tests) use, no more.  Point
 wechatpy 1.8's ``wechatpy.enterprise.WeChatClient`` at it by setting the instance attribute
 ``client.API_BASE_URL = fake.api_base`` and overriding ``fetch_access_token`` (wechatpy
 hard-codes ``https://qyapi.weixin.qq.com/cgi-bin/gettoken`` there)::
@@ -33,13 +34,15 @@ says otherwise):
   is issued only when there is none or it expired.  41002/41004 missing corpid/corpsecret,
   40013 wrong corpid, 40001 wrong secret.
 - ``POST message/send?access_token=`` (JSON body, any Content-Type: wechatpy sends none) for
-  msgtype text, markdown, image, voice, video, file, textcard, news, mpnews,
-  miniprogram_notice and template_card -> ``invaliduser``/``invalidparty``/``invalidtag``/
-  ``unlicenseduser``/``msgid`` (+ ``response_code`` for template cards).
-- ``POST media/upload?access_token=&type=image|voice|video|file`` (multipart field ``media``)
-  -> ``type``, ``media_id``, ``created_at`` (a string, as in the real API).
-- ``POST webhook/send?key=`` (group robot) for text, markdown, markdown_v2, image, news, file,
-  voice and template_card, and ``POST webhook/upload_media?key=&type=file|voice``.
+  msgtype text, markdown, image, file and template_card (other msgtypes: 40008) ->
+  ``invaliduser``/``invalidparty``/``invalidtag``/``unlicenseduser``/``msgid`` (+
+  ``response_code`` for template cards).
+- ``POST media/upload?access_token=&type=image|file`` (multipart field ``media``) -> ``type``,
+  ``media_id``, ``created_at`` (a string, as in the real API).
+- ``GET media/get?access_token=&media_id=`` -> the file (its Content-Type, and a
+  Content-Disposition with its name) of a media a user sent (``user_media``) or the app
+  uploaded; 40007 ``invalid media_id`` (as JSON) for any other.
+- ``POST webhook/send?key=`` (group robot) for text, markdown, markdown_v2 and image.
 - Anything else under ``/cgi-bin/`` is an HTTP 404.
 
 Error answers (errcode, errmsg as the real API words them unless marked *):
@@ -60,9 +63,8 @@ Error answers (errcode, errmsg as the real API words them unless marked *):
   (at most 1024 bytes); ``vote_interaction``/``multiple_interaction`` need a ``task_id``.
   Anything missing is 40058.
 - media/upload: 40004 ``invalid media type``, 41005 ``media data missing``, 44001 ``empty media
-  data``, 40006 ``invalid file size`` (under 5 bytes, or over 10 MB image/video, 2 MB voice,
-  20 MB file), 40005 ``invalid file type`` (an image that is neither PNG nor JPEG by name or
-  content).
+  data``, 40006 ``invalid file size`` (under 5 bytes, or over 10 MB image or 20 MB file),
+  40005 ``invalid file type`` (an image that is neither PNG nor JPEG by name or content).
 - group robot: 93000 ``invalid webhook url`` (wrong or missing key); 40058
   ``markdown.content exceed max length 4096. invalid Request Parameter`` (markdown and
   markdown_v2 over 4096 bytes) and ``text.content exceed max length 2048`` (text, the
@@ -83,11 +85,16 @@ Test-facing API:
   ``await fake.await_messages(...)`` is the coroutine version; ``wait_until(predicate)`` /
   ``await_until(predicate)`` wait for anything else (re-checked after every call).
 - ``fake.group_messages``: what the group robot received (:class:`GroupMessage`: msgtype,
-  content, mentioned_list, mentioned_mobile_list, media_id, raw).
+  content, mentioned_list, mentioned_mobile_list, raw);
+  ``fake.wait_for_group_messages(count, timeout=5.0)``.
 - ``fake.uploads``: media uploads (:class:`Upload`: filename, size, type, media_id,
-  content_type, data, robot).
-- ``fake.requests``: every call as :class:`ApiCall` (path, method, query, body, errcode,
-  status), faults included, e.g. to see which access_token a retry used.
+  content_type, data).
+- ``fake.user_media(data, filename="", content_type="image/jpeg")``: a media a user sent in
+  the app (an image, a video, a voice message); returns its media_id for a callback's
+  ``MediaId``, downloadable with ``media/get`` (until reset).
+- ``fake.requests``: every call as :class:`~tests.fakes.base.ApiCall` (path, method, query,
+  body, errcode, status), faults included, e.g. to see which access_token a retry used;
+  ``wait_for_requests(path, count)`` waits for answered calls.
 - ``fake.tokens_issued`` (new tokens since start/reset), ``fake.current_token``,
   ``fake.token_ttl`` (the ``expires_in`` of new tokens; settable), ``fake.expire_tokens()``
   (every issued token answers 42001 from now on; the next gettoken issues a new one).
@@ -99,15 +106,16 @@ Test-facing API:
 - ``fake.reset(keep_tokens=True)`` forgets messages, uploads, requests, faults, limits and
   counters; issued tokens stay valid unless ``keep_tokens=False``.
 
-Faults (``path`` is ``"gettoken"``, ``"message/send"``, ``"media/upload"``,
-``"webhook/send"`` or ``"webhook/upload_media"``; a leading ``/cgi-bin/`` is accepted):
+Faults (``path`` is ``"gettoken"``, ``"message/send"``, ``"media/upload"``, ``"media/get"``
+or ``"webhook/send"``; a leading ``/cgi-bin/`` is accepted; others raise ValueError):
 
 - ``fail_next(path, count=1, errcode=45009, errmsg=None)``: the next ``count`` calls answer
   that errcode (errmsg defaults to the real wording), before any other check.
 - ``always_fail(path, errcode, errmsg=None)``: every call answers it until
   ``clear_faults()`` (which also drops pending ``fail_next``/``http_error_next`` faults).
 - ``http_error_next(path, status=502, count=1)``: the next calls get that HTTP status with an
-  HTML body (a gateway failure).
+  HTML body (a gateway failure).  Queued faults of a path are taken in order, one per call.
+- ``delay_next(path, seconds, count=1)``: the next calls are answered that much later.
 - ``latency(seconds)``: every call waits that long before it is answered (0 turns it off).
 - ``rate_limit_per_member(n_per_minute, *, silent=False, errcode=45033, window=60.0)``: more
   than ``n`` messages to one member within ``window`` seconds answer ``errcode`` (45033 ``api
@@ -121,33 +129,31 @@ Faults (``path`` is ``"gettoken"``, ``"message/send"``, ``"media/upload"``,
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
-import contextlib
 import hashlib
 import itertools
-import json
 import math
 import re
 import secrets
-import socket
-import threading
 import time
 import urllib.parse
-from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute
 
-JSONDict = dict[str, Any]
+from .base import (
+    FakeApiError,
+    FakeServer,
+    FilePart,
+    Incoming,
+    JSONDict,
+    SlidingWindow,
+    file_response,
+)
 
 APP_CONTENT_LIMIT = 2048
 """Most UTF-8 bytes of an app text or markdown ``content``."""
@@ -158,8 +164,6 @@ GROUP_MARKDOWN_LIMIT = 4096
 CONTENT_TOO_LONG = 45002
 """The errcode for app text/markdown content over :data:`APP_CONTENT_LIMIT`."""
 MAX_CARD_BUTTONS = 6
-
-PATHS = ("gettoken", "message/send", "media/upload", "webhook/send", "webhook/upload_media")
 
 ERRMSGS: dict[int, str] = {
     -1: "system busy",
@@ -190,24 +194,8 @@ ERRMSGS: dict[int, str] = {
     93000: "invalid webhook url",
 }
 
-_APP_MSGTYPES = frozenset(
-    {
-        "text",
-        "markdown",
-        "image",
-        "voice",
-        "video",
-        "file",
-        "textcard",
-        "news",
-        "mpnews",
-        "miniprogram_notice",
-        "template_card",
-    }
-)
-_GROUP_MSGTYPES = frozenset(
-    {"text", "markdown", "markdown_v2", "image", "news", "file", "voice", "template_card"}
-)
+_APP_MSGTYPES = frozenset({"text", "markdown", "image", "file", "template_card"})
+_GROUP_MSGTYPES = frozenset({"text", "markdown", "markdown_v2", "image"})
 _CARD_TYPES = frozenset(
     {
         "text_notice",
@@ -218,23 +206,21 @@ _CARD_TYPES = frozenset(
     }
 )
 _TASK_ID = re.compile(r"^[A-Za-z0-9_@-]{1,128}$")
-_MEDIA_LIMITS = {
-    "image": 10 * 1024 * 1024,
-    "voice": 2 * 1024 * 1024,
-    "video": 10 * 1024 * 1024,
-    "file": 20 * 1024 * 1024,
-}
+_MEDIA_LIMITS = {"image": 10 * 1024 * 1024, "file": 20 * 1024 * 1024}
 _MIN_MEDIA = 5
-_HTTP_REASONS = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}
 
 
-class ApiError(Exception):
+class ApiError(FakeApiError):
     """An error answer: ``{"errcode": ..., "errmsg": ...}`` with HTTP 200."""
 
     def __init__(self, errcode: int, errmsg: str | None = None) -> None:
         self.errcode = errcode
         self.errmsg = errmsg if errmsg is not None else ERRMSGS.get(errcode, f"error {errcode}")
-        super().__init__(f"{self.errcode}: {self.errmsg}")
+        super().__init__(errcode, f"{self.errcode}: {self.errmsg}")
+
+    def payload(self) -> JSONDict:
+        """The JSON body WeCom sends with this error."""
+        return {"errcode": self.errcode, "errmsg": self.errmsg}
 
 
 def _invalid(what: str) -> ApiError:
@@ -286,13 +272,12 @@ class GroupMessage:
     raw: JSONDict
     mentioned_list: list[str] = field(default_factory=list)
     mentioned_mobile_list: list[str] = field(default_factory=list)
-    media_id: str | None = None
     at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True)
 class Upload:
-    """One accepted media upload (``robot`` when it came through the group robot)."""
+    """One accepted media upload."""
 
     filename: str
     size: int
@@ -300,108 +285,11 @@ class Upload:
     media_id: str
     content_type: str
     data: bytes = field(repr=False)
-    robot: bool = False
     created_at: int = 0
-
-
-@dataclass
-class ApiCall:
-    """One HTTP call as the fake saw it (errcode None for HTTP faults and 404s)."""
-
-    path: str
-    method: str
-    query: dict[str, str]
-    body: Any
-    errcode: int | None
-    status: int
-    at: float = field(default_factory=time.monotonic)
-
-
-@dataclass
-class _Fault:
-    errcode: int
-    errmsg: str
-
-
-@dataclass
-class _Window:
-    """Timestamps of recent events, for a per-window limit."""
-
-    events: deque[float] = field(default_factory=deque)
-
-    def count(self, now: float, window: float) -> int:
-        while self.events and now - self.events[0] >= window:
-            self.events.popleft()
-        return len(self.events)
-
-
-@dataclass
-class _Part:
-    filename: str | None
-    content_type: str
-    data: bytes
-
-
-def _dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def _utf8_len(text: str) -> int:
     return len(text.encode("utf-8"))
-
-
-def _normalize_path(path: str) -> str:
-    path = path.strip("/")
-    if path.startswith("cgi-bin/"):
-        path = path[len("cgi-bin/") :]
-    if path not in PATHS:
-        raise ValueError(f"unknown WeCom path {path!r}; expected one of {PATHS}")
-    return path
-
-
-_FORM_ESCAPE = re.compile(r"\\\\|%([01][0-9A-Fa-f]|22)")
-_DISPOSITION = re.compile(r'(\w+)\*?=(?:"((?:[^"\\]|\\.)*)"|([^;\s]*))')
-
-
-def _unescape_form(value: str) -> str:
-    """Undo urllib3's HTML5 escaping of multipart header parameters."""
-    return _FORM_ESCAPE.sub(
-        lambda m: "\\" if m.group(1) is None else chr(int(m.group(1), 16)), value
-    )
-
-
-def _parse_multipart(body: bytes, content_type: str) -> dict[str, _Part]:
-    """Split a multipart/form-data body (as requests and httpx write it) into its parts."""
-    m = re.search(r'boundary="?([^";]+)"?', content_type)
-    if not m:
-        raise ApiError(41005)
-    delimiter = b"--" + m.group(1).encode("latin-1")
-    parts: dict[str, _Part] = {}
-    for chunk in body.split(delimiter)[1:]:
-        if chunk.startswith(b"--"):
-            break
-        head, sep, content = chunk.partition(b"\r\n\r\n")
-        if not sep:
-            continue
-        if content.endswith(b"\r\n"):
-            content = content[:-2]
-        headers: dict[str, str] = {}
-        for line in head.decode("utf-8", "replace").split("\r\n"):
-            key, _, value = line.partition(":")
-            if key.strip():
-                headers[key.strip().lower()] = value.strip()
-        disposition = {
-            k.lower(): _unescape_form(quoted if quoted else bare)
-            for k, quoted, bare in _DISPOSITION.findall(headers.get("content-disposition", ""))
-        }
-        name = disposition.get("name")
-        if name is not None:
-            parts[name] = _Part(
-                disposition.get("filename"),
-                headers.get("content-type", "application/octet-stream"),
-                content,
-            )
-    return parts
 
 
 def _is_picture(filename: str, data: bytes) -> bool:
@@ -435,8 +323,13 @@ def _content(body: JSONDict, key: str, limit: int, too_long: Callable[[], ApiErr
     return content
 
 
-class FakeWeCom:
+class FakeWeCom(FakeServer[AppMessage]):
     """A fake WeCom server API; see the module docstring for the test-facing API."""
+
+    label = "WeCom"
+    thread_name = "fake-wecom"
+    ok_code = 0
+    json_media_type = "application/json; charset=UTF-8"
 
     def __init__(
         self,
@@ -450,37 +343,34 @@ class FakeWeCom:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
+        super().__init__(host=host, port=port)
         self.corp_id = corp_id
         self.secret = secret
         self.agent_id = agent_id
         self.group_key = group_key
         self.token_ttl = token_ttl
         self.members: frozenset[str] | None = None if members is None else frozenset(members)
-        self.host = host
-        self._port = port
-        self._lock = threading.RLock()
-        self._changed = threading.Condition(self._lock)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._server: uvicorn.Server | None = None
-        self._handlers: dict[str, tuple[str, Callable[[_Incoming], JSONDict]]] = {
-            "gettoken": ("GET", self._gettoken),
-            "message/send": ("POST", self._message_send),
-            "media/upload": ("POST", self._media_upload),
-            "webhook/send": ("POST", self._webhook_send),
-            "webhook/upload_media": ("POST", self._webhook_upload),
-        }
+        self._endpoint("gettoken", self._gettoken)
+        self._endpoint("message/send", self._message_send, methods=("POST",))
+        self._endpoint("media/upload", self._media_upload, methods=("POST",))
+        self._endpoint("media/get", self._media_get, methods=("GET",))
+        self._endpoint("webhook/send", self._webhook_send, methods=("POST",))
         self._tokens: dict[str, float] = {}
         self._current_token: str | None = None
         self._ids = itertools.count(1)
         self.reset()
 
-    # ------------------------------------------------------------------ lifecycle
+    # ------------------------------------------------------------------ base hooks
 
-    @property
-    def url(self) -> str:
-        """The server's root URL, e.g. ``http://127.0.0.1:54321``."""
-        return f"http://{self.host}:{self._port}"
+    def _routes(self) -> list[BaseRoute]:
+        return [self._api_route("/cgi-bin/{path:path}", lambda r: str(r.path_params["path"]))]
+
+    def _canonical_endpoint(self, name: str) -> str:
+        name = name.strip("/")
+        return name[len("cgi-bin/") :] if name.startswith("cgi-bin/") else name
+
+    def _wrong_method(self, call: Incoming) -> Response:
+        raise ApiError(43002)
 
     @property
     def api_base(self) -> str:
@@ -492,98 +382,6 @@ class FakeWeCom:
         """The group robot's webhook URL with the right key."""
         return f"{self.api_base}webhook/send?key={urllib.parse.quote(self.group_key)}"
 
-    @property
-    def port(self) -> int:
-        """The TCP port the server listens on."""
-        return self._port
-
-    def start(self) -> Self:
-        """Bind a port and serve from a background thread; returns once it accepts requests."""
-        if self._thread is not None:
-            raise RuntimeError("FakeWeCom is already running")
-        # proto=IPPROTO_TCP lets asyncio set TCP_NODELAY on accepted connections; without it
-        # every response waits ~40 ms for the client's delayed ACK (Nagle).
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.bind((self.host, self._port))
-        sock.listen(1024)
-        self._port = sock.getsockname()[1]
-        app = Starlette(
-            routes=[Route("/cgi-bin/{path:path}", self._endpoint, methods=["GET", "POST"])]
-        )
-        config = uvicorn.Config(
-            app,
-            loop="asyncio",
-            http="h11",
-            ws="none",
-            lifespan="off",
-            log_config=None,
-            log_level="warning",
-            access_log=False,
-            server_header=False,
-            timeout_graceful_shutdown=2,
-            backlog=1024,
-        )
-        server = self._server = uvicorn.Server(config)
-        loop = self._loop = asyncio.new_event_loop()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                loop.run_until_complete(self._serve(server, sock))
-            except BaseException as exc:  # reported by start()
-                failure.append(exc)
-            finally:
-                with contextlib.suppress(Exception):
-                    loop.run_until_complete(loop.shutdown_asyncgens())
-                loop.close()
-
-        thread = self._thread = threading.Thread(target=run, name="fake-wecom", daemon=True)
-        thread.start()
-        deadline = time.monotonic() + 10
-        while not server.started and thread.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.001)
-        if not server.started:
-            self.stop()
-            sock.close()
-            raise RuntimeError(f"FakeWeCom failed to start: {failure!r}")
-        return self
-
-    @staticmethod
-    async def _serve(server: uvicorn.Server, sock: socket.socket) -> None:
-        await server.serve(sockets=[sock])
-        pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-        for t in pending:
-            t.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-
-    def stop(self) -> None:
-        """Stop serving and join the thread."""
-        thread, loop, server = self._thread, self._loop, self._server
-        if thread is None:
-            return
-        if loop is not None and server is not None and not loop.is_closed():
-
-            def shutdown() -> None:
-                server.should_exit = True
-
-            with contextlib.suppress(RuntimeError):  # loop already closed
-                loop.call_soon_threadsafe(shutdown)
-        thread.join(10)
-        self._thread = self._loop = self._server = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def reset(self, *, keep_tokens: bool = True) -> None:
         """Forget messages, uploads, calls, faults, limits and counters.
 
@@ -591,29 +389,22 @@ class FakeWeCom:
         once and refetches).  ``tokens_issued`` starts again from 0 either way.
         """
         with self._lock:
+            super().reset()
             self.sent: list[AppMessage] = []
             self.group_messages: list[GroupMessage] = []
             self.uploads: list[Upload] = []
-            self.requests: list[ApiCall] = []
             self.dropped: list[tuple[str, AppMessage]] = []
-            self.stats: Counter[str] = Counter()
-            self.internal_errors: list[Exception] = []
             self.tokens_issued = 0
-            self._by_user: dict[str, list[AppMessage]] = {}
             self._media: dict[str, Upload] = {}
             self._task_ids: set[str] = set()
-            self._faults: dict[str, list[_Fault]] = {}
-            self._always: dict[str, _Fault] = {}
-            self._http_faults: dict[str, list[int]] = {}
-            self._latency = 0.0
             self._member_limit: int | None = None
             self._member_silent = False
             self._member_errcode = 45033
             self._member_window = 60.0
-            self._member_sends: dict[str, _Window] = {}
+            self._member_sends: dict[str, SlidingWindow] = {}
             self._group_limit: int | None = None
             self._group_window = 60.0
-            self._group_sends = _Window()
+            self._group_sends = SlidingWindow()
             if not keep_tokens:
                 self._tokens = {}
                 self._current_token = None
@@ -636,91 +427,15 @@ class FakeWeCom:
                 self._tokens[token] = -math.inf
             self._current_token = None
 
-    def messages_to(self, userid: str) -> list[AppMessage]:
-        """The app messages delivered to a userid, in order."""
-        with self._lock:
-            return list(self._by_user.get(userid, ()))
-
-    def wait_for_messages(
-        self, userid: str, count: int = 1, timeout: float = 5.0
-    ) -> list[AppMessage]:
-        """Block until at least ``count`` messages were delivered to ``userid``; return all."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                got = self._by_user.get(userid, [])
-                if len(got) >= count:
-                    return list(got)
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    contents = [m.content for m in got]
-                    raise TimeoutError(
-                        f"expected {count} message(s) to {userid!r} within {timeout}s, "
-                        f"got {len(got)}: {contents!r}"
-                    )
-                self._changed.wait(remaining)
-
-    async def await_messages(
-        self,
-        userid: str,
-        count: int = 1,
-        timeout: float = 5.0,  # noqa: ASYNC109 - handed to the blocking wait
-    ) -> list[AppMessage]:
-        """Async wrapper of :meth:`wait_for_messages` (runs it in a worker thread)."""
-        return await asyncio.to_thread(self.wait_for_messages, userid, count, timeout)
-
-    def wait_until(self, predicate: Callable[[FakeWeCom], bool], timeout: float = 5.0) -> None:
-        """Block until ``predicate(fake)`` is true (re-checked after every call)."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while not predicate(self):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(f"condition not met within {timeout}s")
-                self._changed.wait(remaining)
-
-    async def await_until(
-        self,
-        predicate: Callable[[FakeWeCom], bool],
-        timeout: float = 5.0,  # noqa: ASYNC109 - handed to the blocking wait
-    ) -> None:
-        """Async wrapper of :meth:`wait_until`."""
-        await asyncio.to_thread(self.wait_until, predicate, timeout)
-
     def fail_next(
         self, path: str, count: int = 1, errcode: int = 45009, errmsg: str | None = None
     ) -> None:
         """The next ``count`` calls of ``path`` answer ``errcode``."""
-        name = _normalize_path(path)
-        fault = _Fault(errcode, errmsg if errmsg is not None else ApiError(errcode).errmsg)
-        with self._lock:
-            self._faults.setdefault(name, []).extend([fault] * count)
+        self._inject_error(path, lambda: ApiError(errcode, errmsg), count)
 
     def always_fail(self, path: str, errcode: int, errmsg: str | None = None) -> None:
         """Every call of ``path`` answers ``errcode`` until :meth:`clear_faults`."""
-        name = _normalize_path(path)
-        with self._lock:
-            self._always[name] = _Fault(
-                errcode, errmsg if errmsg is not None else ApiError(errcode).errmsg
-            )
-
-    def http_error_next(self, path: str, status: int = 502, count: int = 1) -> None:
-        """The next ``count`` calls of ``path`` get HTTP ``status`` (no JSON)."""
-        name = _normalize_path(path)
-        with self._lock:
-            self._http_faults.setdefault(name, []).extend([status] * count)
-
-    def clear_faults(self) -> None:
-        """Drop every pending and permanent fault."""
-        with self._lock:
-            self._faults = {}
-            self._always = {}
-            self._http_faults = {}
-
-    def latency(self, seconds: float) -> None:
-        """Delay every answer by ``seconds`` (0 turns it off)."""
-        with self._lock:
-            self._latency = max(0.0, seconds)
+        self._inject_error(path, lambda: ApiError(errcode, errmsg), None)
 
     def rate_limit_per_member(
         self,
@@ -743,7 +458,7 @@ class FakeWeCom:
         with self._lock:
             self._group_limit = n_per_minute
             self._group_window = window
-            self._group_sends = _Window()
+            self._group_sends = SlidingWindow()
 
     def sent_in_window(self, userid: str) -> int:
         """Messages sent to ``userid`` within the current rate window (dropped included)."""
@@ -751,67 +466,9 @@ class FakeWeCom:
             win = self._member_sends.get(userid)
             return win.count(time.monotonic(), self._member_window) if win else 0
 
-    # ------------------------------------------------------------------ HTTP
-
-    async def _endpoint(self, request: Request) -> Response:
-        path: str = request.path_params["path"]
-        query = dict(urllib.parse.parse_qsl(request.scope.get("query_string", b"").decode()))
-        entry = self._handlers.get(path)
-        with self._lock:
-            self.stats[path] += 1
-            latency = self._latency
-        if latency:
-            await asyncio.sleep(latency)
-        body = await request.body()
-        call = ApiCall(path, request.method, query, None, None, 200)
-        try:
-            with self._lock:
-                http_faults = self._http_faults.get(path) or []
-                if entry is None or http_faults:
-                    call.status = http_faults.pop(0) if http_faults else 404
-                    self.stats[f"http:{call.status}"] += 1
-                    reason = _HTTP_REASONS.get(call.status, "Error")
-                    html = f"<html><body><h1>{call.status} {reason}</h1></body></html>"
-                    return Response(html, call.status, media_type="text/html")
-                allowed, handler = entry
-                incoming = _Incoming(request.method, query, body, request.headers)
-                try:
-                    if allowed == "POST" and request.method != "POST":
-                        raise ApiError(43002)
-                    if allowed == "POST" and not request.headers.get("content-type", "").startswith(
-                        "multipart/"
-                    ):
-                        call.body = incoming.json_or_none()
-                    fault = self._take_fault(path)
-                    if fault is not None:
-                        raise ApiError(fault.errcode, fault.errmsg)
-                    result = handler(incoming)
-                except ApiError as exc:
-                    call.errcode = exc.errcode
-                    self.stats[str(exc.errcode)] += 1
-                    return _json({"errcode": exc.errcode, "errmsg": exc.errmsg})
-                call.errcode = int(result.get("errcode", 0))
-                return _json(result)
-        except Exception as exc:  # a bug in the fake: answer 500, keep it
-            with self._lock:
-                self.stats["http:500"] += 1
-                self.internal_errors.append(exc)
-            call.status = 500
-            return Response(f"fake WeCom bug: {exc!r}", 500, media_type="text/plain")
-        finally:
-            with self._lock:
-                self.requests.append(call)
-                self._changed.notify_all()
-
-    def _take_fault(self, path: str) -> _Fault | None:
-        queue = self._faults.get(path)
-        if queue:
-            return queue.pop(0)
-        return self._always.get(path)
-
     # ------------------------------------------------------------------ tokens
 
-    def _gettoken(self, req: _Incoming) -> JSONDict:
+    def _gettoken(self, req: Incoming) -> JSONDict:
         corpid = req.query.get("corpid", "")
         secret = req.query.get("corpsecret", "")
         if not corpid:
@@ -832,7 +489,7 @@ class FakeWeCom:
         remaining = max(0, math.ceil(self._tokens[token] - now))
         return {"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": remaining}
 
-    def _check_token(self, req: _Incoming) -> None:
+    def _check_token(self, req: Incoming) -> None:
         token = req.query.get("access_token", "")
         if not token:
             raise ApiError(41001)
@@ -844,9 +501,9 @@ class FakeWeCom:
 
     # ------------------------------------------------------------------ app messages
 
-    def _message_send(self, req: _Incoming) -> JSONDict:
+    def _message_send(self, req: Incoming) -> JSONDict:
         self._check_token(req)
-        body = req.json()
+        body = _json_body(req)
         agentid = body.get("agentid")
         if agentid is None or agentid == "":
             raise ApiError(41011)
@@ -886,7 +543,7 @@ class FakeWeCom:
         )
         self.sent.append(message)
         for user in message.delivered_to:
-            self._by_user.setdefault(user, []).append(message)
+            self._deliver(user, message)
         for user in dropped:
             self.dropped.append((user, message))
         result: JSONDict = {
@@ -912,29 +569,19 @@ class FakeWeCom:
 
         if msgtype in ("text", "markdown"):
             return _content(body, msgtype, APP_CONTENT_LIMIT, too_long), None, None
-        if msgtype in ("image", "voice", "video", "file"):
+        if msgtype in ("image", "file"):
             section = body.get(msgtype)
             media_id = section.get("media_id") if isinstance(section, dict) else None
             upload = self._media.get(str(media_id)) if media_id else None
-            if upload is None or upload.robot:
+            if upload is None:
                 raise ApiError(40007)
-            if msgtype in ("image", "voice", "video") and upload.type != msgtype:
+            if msgtype == "image" and upload.type != msgtype:
                 raise ApiError(40007, f"invalid media_id: not a {msgtype}")
             return None, None, str(media_id)
-        if msgtype == "textcard":
-            section = body.get("textcard")
-            if not isinstance(section, dict):
-                raise _invalid("textcard is missing")
-            for key in ("title", "description", "url"):
-                if not section.get(key):
-                    raise _invalid(f"textcard.{key} is missing")
-            return f"{section['title']}\n{section['description']}", None, None
-        if msgtype == "template_card":
-            card = self._check_card(body.get("template_card"))
-            main = card.get("main_title") or {}
-            text = "\n".join(str(main[k]) for k in ("title", "desc") if main.get(k))
-            return text or None, card, None
-        return None, None, None  # news, mpnews, miniprogram_notice: not checked
+        card = self._check_card(body.get("template_card"))  # the last known msgtype
+        main = card.get("main_title") or {}
+        text = "\n".join(str(main[k]) for k in ("title", "desc") if main.get(k))
+        return text or None, card, None
 
     def _check_card(self, card: Any) -> JSONDict:
         if not isinstance(card, dict):
@@ -976,7 +623,7 @@ class FakeWeCom:
         limit, window = self._member_limit, self._member_window
         counts = {}
         for user in users:
-            win = self._member_sends.setdefault(user, _Window())
+            win = self._member_sends.setdefault(user, SlidingWindow())
             counts[user] = win.count(now, window)
         over = [u for u in users if limit is not None and counts[u] >= limit]
         if over and not self._member_silent:
@@ -992,15 +639,19 @@ class FakeWeCom:
 
     # ------------------------------------------------------------------ media
 
-    def _store_upload(self, req: _Incoming, media_type: str, robot: bool) -> JSONDict:
-        content_type = req.headers.get("content-type", "")
-        if not content_type.startswith("multipart/form-data"):
-            raise ApiError(41005)
-        part = _parse_multipart(req.body, content_type).get("media")
+    def _media_upload(self, req: Incoming) -> JSONDict:
+        self._check_token(req)
+        media_type = req.query.get("type", "")
+        if media_type not in _MEDIA_LIMITS:
+            raise ApiError(40004)
+        try:
+            part = req.multipart()[1].get("media")
+        except ValueError:
+            part = None
         if part is None:
             raise ApiError(41005)
         filename = part.filename or "media"
-        size = len(part.data)
+        size = part.size
         if size == 0:
             raise ApiError(44001)
         if size < _MIN_MEDIA or size > _MEDIA_LIMITS[media_type]:
@@ -1016,7 +667,6 @@ class FakeWeCom:
             media_id=media_id,
             content_type=part.content_type,
             data=part.data,
-            robot=robot,
             created_at=created,
         )
         self.uploads.append(upload)
@@ -1029,34 +679,44 @@ class FakeWeCom:
             "created_at": str(created),
         }
 
-    def _media_upload(self, req: _Incoming) -> JSONDict:
+    def user_media(self, data: bytes, filename: str = "", content_type: str = "image/jpeg") -> str:
+        """Keep a media a user sent (for a callback's MediaId); returns its media_id."""
+        with self._lock:
+            media_id = f"user-media-{next(self._ids)}-{secrets.token_urlsafe(12)}"
+            self._media[media_id] = Upload(
+                filename=filename,
+                size=len(data),
+                type="user",
+                media_id=media_id,
+                content_type=content_type,
+                data=data,
+                created_at=int(time.time()),
+            )
+            return media_id
+
+    def _media_get(self, req: Incoming) -> Response:
         self._check_token(req)
-        media_type = req.query.get("type", "")
-        if media_type not in _MEDIA_LIMITS:
-            raise ApiError(40004)
-        return self._store_upload(req, media_type, robot=False)
+        upload = self._media.get(req.query.get("media_id", ""))
+        if upload is None:
+            raise ApiError(40007)
+        part = FilePart("media", upload.filename, upload.content_type, upload.data)
+        if upload.filename:
+            return file_response(part)
+        return Response(upload.data, media_type=upload.content_type)
 
     # ------------------------------------------------------------------ group robot
 
-    def _check_key(self, req: _Incoming) -> None:
+    def _check_key(self, req: Incoming) -> None:
         if req.query.get("key", "") != self.group_key:
             raise ApiError(93000)
 
-    def _webhook_upload(self, req: _Incoming) -> JSONDict:
+    def _webhook_send(self, req: Incoming) -> JSONDict:
         self._check_key(req)
-        media_type = req.query.get("type", "")
-        if media_type not in ("file", "voice"):
-            raise ApiError(40004)
-        return self._store_upload(req, media_type, robot=True)
-
-    def _webhook_send(self, req: _Incoming) -> JSONDict:
-        self._check_key(req)
-        body = req.json()
+        body = _json_body(req)
         msgtype = body.get("msgtype")
         if msgtype not in _GROUP_MSGTYPES:
             raise ApiError(40008)
         content: str | None = None
-        media_id: str | None = None
         section = body.get(msgtype)
         if msgtype in ("text", "markdown", "markdown_v2"):
             limit = GROUP_TEXT_LIMIT if msgtype == "text" else GROUP_MARKDOWN_LIMIT
@@ -1065,12 +725,7 @@ class FakeWeCom:
                 return _invalid(f"{msgtype}.content exceed max length {limit}")
 
             content = _content(body, str(msgtype), limit, too_long)
-        elif msgtype in ("file", "voice"):
-            media_id = section.get("media_id") if isinstance(section, dict) else None
-            upload = self._media.get(str(media_id)) if media_id else None
-            if upload is None or not upload.robot:
-                raise ApiError(40007)
-        elif msgtype == "image":
+        else:  # image
             self._check_robot_image(section)
         if self._group_limit is not None:
             now = time.monotonic()
@@ -1086,7 +741,6 @@ class FakeWeCom:
                 raw=body,
                 mentioned_list=list(mentions or []),
                 mentioned_mobile_list=list(mobiles or []),
-                media_id=media_id,
             )
         )
         return {"errcode": 0, "errmsg": "ok"}
@@ -1113,28 +767,9 @@ class FakeWeCom:
             return list(self.group_messages)
 
 
-@dataclass
-class _Incoming:
-    """The parts of a request the handlers look at."""
-
-    method: str
-    query: dict[str, str]
-    body: bytes
-    headers: Any
-
-    def json_or_none(self) -> Any:
-        try:
-            return json.loads(self.body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            return None
-
-    def json(self) -> JSONDict:
-        """The body as a JSON object (whatever the Content-Type), else 47001."""
-        value = self.json_or_none()
-        if not isinstance(value, dict):
-            raise ApiError(47001)
-        return value
-
-
-def _json(payload: JSONDict) -> Response:
-    return Response(_dumps(payload), media_type="application/json; charset=UTF-8")
+def _json_body(req: Incoming) -> JSONDict:
+    """The body as a JSON object (whatever the Content-Type), else 47001."""
+    value = req.json_or_none()
+    if not isinstance(value, dict):
+        raise ApiError(47001)
+    return value
