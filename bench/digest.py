@@ -155,6 +155,7 @@ def _seed_structure(session: Session, items: int, rng: random.Random) -> tuple[P
     """Plan, sections, leaders, items, officials, assignments and targets, with the ORM."""
     plan = Plan(
         title=f"江门市教育局2023年工作要点（压测：{items}项）",
+        code="要点",
         doc_number="江教〔2023〕1号",
         issuer="江门市教育局",
         issued_on=PLAN_START,

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from starlette.routing import BaseRoute
 
 from bot import db, inbox
+from bot.board.routes import board_routes
 from bot.chat import ChatCore
 from bot.clock import Clock, system_clock
 from bot.db_errors import describe
@@ -127,6 +128,8 @@ class DubanApp:
         )
         self.core.after_commit.append(self.dispatcher.deliver_due)
         routes = [route for channel in self.channels for route in channel.routes()]
+        # The leaders' board: read-only pages under /board, signed in with a link from chat.
+        routes += board_routes(self.engine, settings, clock=clock)
         self.health = DatabaseHealth(self.engine)
         self.web = build_web_app(
             routes,

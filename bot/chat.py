@@ -25,15 +25,17 @@ from bot.dblane import DatabaseLane
 from bot.events import (
     Button,
     EventKind,
+    FileFetcher,
     IncomingMessage,
     Messenger,
     Outgoing,
     SentMessage,
     deliver,
 )
+from bot.evidence import EvidenceStore
 from bot.i18n import Translator, UserError
 from bot.inbox import Received, mark_handled
-from bot.models import Contact, InboxEntry, Plan, Role, WorkItem
+from bot.models import Assignment, Contact, InboxEntry, Plan, PlanKind, Report, Role, WorkItem
 from bot.progress_parser import MAX_REPORT_LENGTH
 from bot.refcache import MISSING, ReferenceCache, attach, detached_copy
 from bot.router import Router
@@ -41,9 +43,16 @@ from bot.services import audit
 from bot.services.items import ItemView, item_views
 from bot.services.links import insert_links, link_row
 from bot.services.notices import OUTBOX_TOUCHED, queue_notice
-from bot.services.plans import current_plan, find_item
+from bot.services.plans import (
+    active_plans,
+    all_plans,
+    current_plan,
+    find_item,
+    plan_by_code,
+    split_ref,
+)
 from bot.services.progress import StatusRules
-from bot.services.reports import is_assigned
+from bot.services.reports import is_assigned, item_done
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -62,8 +71,25 @@ _SENDER_QUERIES = {
 }
 # The sender and the current plan in one round trip (every handled update needs both).
 _CURRENT_PLAN_ID = (
-    select(Plan.id).order_by(col(Plan.updated_at).desc(), col(Plan.id).desc()).limit(1)
+    select(Plan.id)
+    .where(col(Plan.closed_at).is_(None), Plan.kind == PlanKind.plan)
+    .order_by(col(Plan.id))
+    .limit(1)
 ).scalar_subquery()
+# A contact's live items of one number across the open plans (a number without a code).
+_MINE_BY_NUMBER = (
+    select(WorkItem)
+    .join(Assignment, col(Assignment.item_id) == WorkItem.id)
+    .join(Plan, col(Plan.id) == WorkItem.plan_id)
+    .where(
+        Assignment.contact_id == bindparam("contact_id"),
+        WorkItem.number == bindparam("number"),
+        col(WorkItem.removed_at).is_(None),
+        col(Plan.closed_at).is_(None),
+        Plan.kind == PlanKind.plan,  # a task is always written with its code (J3)
+    )
+    .order_by(col(Plan.id))
+)
 _SENDER_AND_PLAN = {
     platform: select(Contact, Plan)
     .outerjoin(Plan, col(Plan.id) == _CURRENT_PLAN_ID)
@@ -131,6 +157,8 @@ class ChatContext:
     cache_version: int = 0
     # What this transaction loaded for the cache: stored by the core once it has committed.
     cache_loaded: dict[Hashable, tuple[int, Any]] = field(default_factory=dict)
+    recorded: list[Report] = field(default_factory=list)  # reports this update recorded
+    files: EvidenceStore | None = None  # the evidence files (bot/evidence.py)
 
     @property
     def role(self) -> Role | None:
@@ -175,13 +203,74 @@ class ChatContext:
         copies = self.cached(key, fetch)
         return found[0] if found else tuple(attach(self.session, row) for row in copies)
 
+    def open_plans(self) -> list[Plan]:
+        """The plans not closed (imported plans first, then the tasks)."""
+        rows = self.cached_rows(("open_plans",), lambda: tuple(active_plans(self.session)))
+        return [p for p in rows if p is not None]
+
+    def refs(self, items: Iterable[WorkItem]) -> dict[int, str]:
+        """How each item is written in chat: its number in the current plan, CODE+NUMBER in
+        any other (民生3, J3)."""
+        default = self.known_plan.id if self.known_plan is not None else None
+        if default is None:
+            try:
+                default = self.plan.id
+            except UserError:
+                default = None
+        out: dict[int, str] = {}
+        for item in items:
+            if item.plan_id == default:
+                out[item.id or 0] = str(item.number)
+            else:
+                plan = self.session.get(Plan, item.plan_id)
+                out[item.id or 0] = f"{plan.code if plan else ''}{item.number}"
+        return out
+
+    def codes(self) -> tuple[str, ...]:
+        """The codes of the plans (references may carry one: 民生3, J3)."""
+        # closed plans' codes too: "民生3" of a closed plan is refused as read-only, not misread
+        return tuple(
+            self.cached(("codes",), lambda: tuple(p.code for p in all_plans(self.session)))
+        )
+
     def find_item(self, ref: str) -> WorkItem:
-        """The live item of the current plan a person means (a UserError when none)."""
-        plan = self.plan
-        key = ("item", plan.id, ref.strip())
-        (item,) = self.cached_rows(key, lambda: (find_item(self.session, plan, ref),))
+        """The live item a person means (a UserError when none): CODE+NUMBER in that plan,
+        anything else in the current plan."""
+        ref = ref.strip()
+        plain = ref.lstrip("#＃").isdecimal()  # the common case: no plan code to look for
+        coded = None if plain else split_ref(ref, self.codes())
+        if coded is not None:
+            code, number = coded
+            key: Hashable = ("coded", code, number)
+            (item,) = self.cached_rows(
+                key,
+                lambda: (find_item(self.session, plan_by_code(self.session, code), str(number)),),
+            )
+        else:
+            plan = self.plan
+            key = ("item", plan.id, ref)
+            (item,) = self.cached_rows(key, lambda: (find_item(self.session, plan, ref),))
         assert isinstance(item, WorkItem)
         return item
+
+    def resolve(self, ref: str, owner: Contact | None = None) -> list[WorkItem]:
+        """The items a reference may mean for a person (default: the sender): one, or several
+        when a number without a code names their items in more than one plan (ask which)."""
+        ref = ref.strip()
+        owner = owner or self.contact
+        number = ref.lstrip("#＃").removeprefix("第").removesuffix("项").removesuffix("号")
+        if owner is None or not number.isdecimal() or len(number) > 6:
+            return [self.find_item(ref)]
+        params = {"contact_id": owner.id, "number": int(number)}
+        rows = self.cached_rows(
+            ("mine", owner.id, int(number)),
+            lambda: tuple(self.session.exec(_MINE_BY_NUMBER, params=params)),
+        )
+        mine = [i for i in rows if isinstance(i, WorkItem)]
+        if len(mine) > 1:
+            open_ones = [i for i in mine if not item_done(self.session, i)]
+            return open_ones if len(open_ones) == 1 else mine
+        return mine or [self.find_item(ref)]
 
     def is_assigned(self, item: WorkItem, contact: Contact | None = None) -> bool:
         """Whether the contact (default: the sender) answers for the item."""
@@ -190,11 +279,11 @@ class ChatContext:
         key = ("assigned", item.id, contact.id)
         return bool(self.cached(key, lambda: is_assigned(self.session, item, contact)))
 
-    def views(self) -> list[ItemView]:
-        """Where every item of the current plan stands now."""
+    def views(self, plan: Plan | None = None) -> list[ItemView]:
+        """Where every item of a plan (default: the current plan) stands now."""
         return item_views(
             self.session,
-            self.plan,
+            plan or self.plan,
             now=self.now,
             tz=self.settings.tz,
             rules=StatusRules.from_settings(self.settings),
@@ -276,6 +365,7 @@ class ChatCore:
         self.clock = clock
         self.t = Translator(settings.locale)
         self.cache = ReferenceCache()
+        self.files = EvidenceStore.from_settings(settings)
         # SQLite takes one writer at a time: one database thread avoids lock waits entirely,
         # and it takes whatever queued up in one hand-off. PostgreSQL gets parallel workers.
         sqlite = engine.dialect.name == "sqlite"
@@ -317,7 +407,19 @@ class ChatCore:
                 observe(event)
 
     async def _handle(self, event: IncomingMessage) -> list[Outgoing] | None:
-        result = await self._db.run(self.process, event)
+        if event.attachment is not None:
+            event = await self._fetch(event)
+        stored = event.attachment.stored if event.attachment is not None else None
+        try:
+            result = await self._db.run(self.process, event)
+        finally:
+            if stored is not None:
+                self.files.handled(stored.sha256)
+            if self.files.has_released:  # files no row took (refused, cancelled): deleted
+                try:
+                    await self._db.run(self.files.prune, self.engine)
+                except Exception as exc:  # tried again after the next file
+                    log.warning("pruning evidence files failed: %s", type(exc).__name__)
         if result is None:
             return None
         outgoing, noticed = result
@@ -343,6 +445,19 @@ class ChatCore:
             for kick in self.after_commit:
                 await kick()
         return outgoing
+
+    async def _fetch(self, event: IncomingMessage) -> IncomingMessage:
+        """Download a file someone sent, before its transaction (never inside it): stored, or
+        refused with nothing kept. Only for known senders; a stranger's file is not fetched."""
+        fetcher = self.messengers.get(event.platform)
+        if not isinstance(fetcher, FileFetcher):
+            return event
+        known = await self._db.run(self._known_sender, event)
+        return await self.files.receive(fetcher, event) if known else event
+
+    def _known_sender(self, event: IncomingMessage) -> bool:
+        with Session(self.engine) as session:
+            return find_sender(session, event.platform, event.sender_id) is not None
 
     def close(self) -> None:
         """Finish the database work in flight (links included) and release its threads."""
@@ -377,6 +492,7 @@ class ChatCore:
                 t=self.t,
                 now=now,
                 router=self.router,
+                files=self.files,
             )
             if version is None:  # the counter's row was deleted: no caching until it is back
                 self.cache.clear()
@@ -430,12 +546,14 @@ class ChatCore:
 
     def _dispatch(self, ctx: ChatContext) -> None:
         event = ctx.event
-        if event.kind == EventKind.unsupported:
-            ctx.say("chat.text_only")
-            return
         if event.kind == EventKind.text and len(event.text) > MAX_TEXT:
             raise UserError("chat.too_long", max=MAX_TEXT, length=len(event.text))
         match = self.router.match(event)
+        if event.kind == EventKind.unsupported or (
+            match is None and event.kind in (EventKind.file, EventKind.voice)
+        ):
+            ctx.say("chat.text_only")
+            return
         if ctx.contact is None:
             if match is not None and match.route.unbound:
                 ctx.args = match.args

@@ -26,9 +26,11 @@ from bot.channels.console import ConsoleMessenger
 from bot.chat import ChatCore
 from bot.clock import FakeClock
 from bot.events import EventKind, IncomingMessage
+from bot.i18n import Translator
 from bot.importer.parse import parse_plan_file
 from bot.models import Role
 from bot.services import assignments, audit, contacts, plans
+from bot.services.bulletin import bulletin_file_name, current_month, write_bulletin
 from bot.services.digest import build_digest
 from bot.services.ledger_export import export_ledger
 from bot.services.progress import StatusRules
@@ -52,10 +54,17 @@ ADMIN = ("王芳", "办公室")
 SCRIPT: list[tuple[date, time, str, str]] = [
     (date(2023, 6, 6), time(9, 30), "王芳", "/help"),
     (date(2023, 6, 6), time(9, 31), "王芳", "/contacts"),
+    (
+        date(2023, 6, 7),
+        time(9, 0),
+        "陈局长",
+        "/task 做好暑期校园安全检查 @张敏 @李明 6月30日前 请形成书面报告",
+    ),
     (date(2023, 6, 7), time(11, 0), "何军", "20 滞后 施工方资质复核未通过，已责令整改"),
     (date(2023, 6, 8), time(10, 30), "林芳", "#14 已完成 特殊教育资源中心已挂牌"),
     (date(2023, 6, 9), time(10, 20), "张敏", "9 60% 华侨实验小学主体完工，新增学位6500个"),
     (date(2023, 6, 9), time(10, 25), "吴刚", "第11项 进度40%"),
+    (date(2023, 6, 9), time(10, 30), "张敏", "J1 50% 已部署各校开展自查"),
     (date(2023, 6, 9), time(10, 40), "陈晓", "本周召开思政课一体化指导委员会成立会，进度50%"),
     (date(2023, 6, 9), time(10, 41), "陈晓", "1"),
     (date(2023, 6, 9), time(11, 5), "郑华", "13号 滞后 产教融合数据平台招标延期"),
@@ -67,6 +76,7 @@ SCRIPT: list[tuple[date, time, str, str]] = [
     (date(2023, 6, 13), time(9, 30), "陈局长", "/status 9"),
     (date(2023, 6, 13), time(9, 35), "王芳", "/overdue"),
     (date(2023, 6, 14), time(15, 0), "张敏", "/my"),
+    (date(2023, 6, 15), time(16, 0), "张敏", "J1 已办结 已完成全市校园安全检查并形成书面报告"),
 ]
 
 
@@ -77,6 +87,7 @@ class DemoResult:
     database: Path
     ledger: Path
     chart: Path
+    bulletin: Path
 
 
 def _setup(settings: Settings, csv: Path, sample: Path, now: datetime) -> None:
@@ -186,14 +197,32 @@ async def play(
         ledger = export_ledger(
             session, plan, settings.data_dir / "台账.xlsx", settings=settings, now=now
         )
+        period = current_month(now, TZ)
+        bulletin = write_bulletin(
+            session,
+            plans.active_plans(session),
+            period,
+            settings.data_dir / bulletin_file_name(period, Translator(settings.locale)),
+            settings=settings,
+            now=now,
+        )
+        task_digest = None
+        tasks = plans.tasks_plan(session)
+        if tasks is not None:
+            task_digest = build_digest(
+                session, tasks, now=now, tz=TZ, rules=StatusRules.from_settings(settings)
+            )
     chart = write_digest_chart(digest, settings.data_dir / "进度图.png", settings.locale)
     out.write("\n" + "═" * 60 + "\n")
     out.write(render_digest(digest, "text", settings.locale) + "\n")
+    if task_digest is not None:
+        out.write("─" * 60 + "\n")
+        out.write(render_digest(task_digest, "text", settings.locale) + "\n")
     out.write("═" * 60 + "\n")
     core.close()  # its last deferred writes first, then the connections go
     engine.dispose()
     database = Path(settings.database_url.removeprefix("sqlite:///"))
-    return DemoResult(database=database, ledger=ledger, chart=chart)
+    return DemoResult(database=database, ledger=ledger, chart=chart, bulletin=bulletin)
 
 
 def demo_settings(base: Settings, out_dir: Path | None) -> Settings:

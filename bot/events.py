@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class EventKind(enum.StrEnum):
@@ -17,7 +17,9 @@ class EventKind(enum.StrEnum):
     text = "text"  # a text message (commands included)
     button = "button"  # a click on one of the bot's buttons
     enter = "enter"  # the user opened the chat with the bot (WeCom enter_agent)
-    unsupported = "unsupported"  # an image, voice, sticker ...: the bot asks for text
+    file = "file"  # a photo, document or video (the caption, if any, is the text)
+    voice = "voice"  # a voice message (the text is the platform's speech recognition, if any)
+    unsupported = "unsupported"  # a sticker, location, audio ...: the bot asks for text
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,61 @@ class IncomingMessage:
     reply_to_message_id: str | None = None
     button_data: str | None = None
     sender_name: str = ""
+    attachment: Attachment | None = None  # the file of a `file` event
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file kept as evidence: its content's SHA-256 (also where it lies), size and type."""
+
+    sha256: str
+    size: int
+    mime: str  # the type its content shows, not what the sender said
+    ext: str  # the usual extension of that type (pdf, docx, jpg ...)
+    name: str  # a display name (the sender's, cleaned), never used as a path
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file someone sent: where the platform keeps it, what the sender said it is, and,
+    once the chat core fetched it (before the handler's transaction), the stored file or
+    why it was refused."""
+
+    kind: str  # photo | document | video
+    file_id: str  # the platform's id to fetch it by (Telegram file_id, WeCom MediaId)
+    name: str = ""  # the file name as sent: display text only
+    mime: str = ""  # the MIME type the sender declared ("" when none)
+    size: int | None = None  # the size the platform declared (never trusted alone)
+    stored: StoredFile | None = None
+    refused: str | None = None  # too_big | type | failed
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """What a download's answer said of the file (display and type checks only)."""
+
+    mime: str = ""
+    name: str = ""
+
+
+class FileSink(Protocol):
+    """Where a channel writes a download, chunk by chunk (it refuses what goes past the cap)."""
+
+    def write(self, chunk: bytes) -> None:
+        """Take the next chunk (raises once the file is over the size cap)."""
+        ...
+
+
+@runtime_checkable
+class FileFetcher(Protocol):
+    """A channel that can fetch the files people send (Telegram getFile, WeCom media/get)."""
+
+    platform: str
+
+    async def fetch_file(self, attachment: Attachment, sink: FileSink) -> Fetched:
+        """Download the attachment into sink; FileTooBig past the cap, FetchFailed otherwise
+        (its text never holds a token or a URL)."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.cell_range import CellRange
 
-from bot.reporting import HistoryRow, LedgerRow
+from bot.reporting import EvidenceRow, HistoryRow, LedgerRow
 
 STATUS_FILLS = {
     "done": "C8E6C9",
@@ -56,9 +56,14 @@ class _Texts:
     sources: dict[str, str]
     superseded: str
     withdrawn: str
+    reopened: str
     no_deadline: str  # 完成时限 of an item that has none
     remark_joiner: str
     font: str  # what the office's spreadsheet shows the text in
+    evidence_sheet: str = ""
+    evidence_headers: tuple[str, ...] = ()
+    kinds: dict[str, str] | None = None  # evidence kind -> words
+    of_item: str = ""  # 进展时间 of a file filed under the item, not a report
 
 
 _TEXTS = {
@@ -107,12 +112,30 @@ _TEXTS = {
             "delayed": "滞后",
             "done": "已完成",
         },
-        sources={"chat": "聊天", "cli": "代录"},
+        sources={"chat": "聊天", "cli": "代录", "voice": "语音"},
         superseded="已被更正",
         withdrawn="已撤回",
+        reopened="重新打开（交办人退回）",
         no_deadline="未设定",
         remark_joiner="；",
         font="宋体",
+        evidence_sheet="佐证材料",
+        evidence_headers=(
+            "序号",
+            "工作任务",
+            "进展时间",
+            "完成率",
+            "进展说明",
+            "提交人",
+            "提交时间",
+            "类型",
+            "文件名",
+            "大小",
+            "SHA-256",
+            "备注",
+        ),
+        kinds={"photo": "照片", "document": "文件", "video": "视频"},
+        of_item="（事项）",
     ),
     "en": _Texts(
         ledger_sheet="Ledger",
@@ -159,12 +182,30 @@ _TEXTS = {
             "delayed": "behind",
             "done": "done",
         },
-        sources={"chat": "chat", "cli": "entered by admin"},
+        sources={"chat": "chat", "cli": "entered by admin", "voice": "voice"},
         superseded="corrected",
         withdrawn="withdrawn",
+        reopened="reopened (sent back by whoever handed it down)",
         no_deadline="not set",
         remark_joiner="; ",
         font="Calibri",
+        evidence_sheet="Evidence",
+        evidence_headers=(
+            "No.",
+            "Work item",
+            "Report time",
+            "Completion",
+            "Progress",
+            "Sent by",
+            "Sent",
+            "Kind",
+            "File",
+            "Size",
+            "SHA-256",
+            "Remarks",
+        ),
+        kinds={"photo": "photo", "document": "document", "video": "video"},
+        of_item="(the item)",
     ),
 }
 
@@ -281,9 +322,10 @@ class _Style:
         self._ws = ws
         self._array = prototype._style  # assigning font= etc. per cell is a lookup each: slow
 
-    def cell(self, value: Any = None) -> Cell:
-        """A write-only cell in this style holding value."""
-        return _put(Cell(self._ws, row=1, column=1, style_array=self._array), value)
+    def cell(self, value: Any = None, *, row: int = 1, column: int = 1) -> Cell:
+        """A write-only cell in this style holding value (placed where it goes only when
+        something refers to its place, such as a hyperlink)."""
+        return _put(Cell(self._ws, row=row, column=column, style_array=self._array), value)
 
 
 def _put(cell: Cell, value: Any) -> Cell:
@@ -346,6 +388,21 @@ def _percent_text(percent: int | None) -> str:
     return "" if percent is None else f"{percent}%"
 
 
+@dataclass(frozen=True)
+class PlanSheet:
+    """Another plan's sheet in the same workbook (several plans at once, the tasks)."""
+
+    sheet_name: str
+    plan_title: str
+    rows: Sequence[LedgerRow]
+
+
+def _sheet_title(name: str) -> str:
+    """A worksheet title Excel accepts: at most 31 characters, none of []:*?/\\."""
+    cleaned = "".join("_" if ch in "[]:*?/\\" else ch for ch in name).strip("'")
+    return cleaned[:31] or "_"
+
+
 def _write_ledger_sheet(
     wb: Workbook,
     texts: _Texts,
@@ -354,9 +411,10 @@ def _write_ledger_sheet(
     rows: Sequence[LedgerRow],
     tz: tzinfo,
     generated_at: datetime,
+    sheet_name: str | None = None,
 ) -> None:
-    """Sheet 1: title, generation time, header, one row per work item."""
-    ws = wb.create_sheet(texts.ledger_sheet)
+    """A plan's sheet: title, generation time, header, one row per work item."""
+    ws = wb.create_sheet(_sheet_title(sheet_name) if sheet_name else texts.ledger_sheet)
     headers = texts.ledger_headers
     columns = len(headers)
     header_row = 3
@@ -434,6 +492,8 @@ def _write_ledger_sheet(
 def _remarks(report: HistoryRow, texts: _Texts) -> str:
     """备注: whether a report was corrected or withdrawn."""
     notes = []
+    if report.kind == "reopen":
+        notes.append(texts.reopened)
     if report.superseded:
         notes.append(texts.superseded)
     if report.withdrawn:
@@ -520,6 +580,93 @@ def _write_history_sheet(
         ws.append(cells)
 
 
+def _file_size(size: int) -> str:
+    """A file size as people read it: 820 KB, 1.2 MB."""
+    if size < 1024 * 1024:
+        return f"{max(1, round(size / 1024))} KB"
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def _write_evidence_sheet(
+    wb: Workbook, texts: _Texts, *, evidence: Sequence[EvidenceRow], tz: tzinfo
+) -> None:
+    """Sheet 3: every evidence file, by item and under its report; the file name links to
+    the copy `duban export --evidence DIR` wrote."""
+    ws = wb.create_sheet(texts.evidence_sheet)
+    headers = texts.evidence_headers
+    kinds = texts.kinds or {}
+    rows = sorted(
+        evidence,
+        key=lambda e: (e.item, e.report_at is None, e.report_at or e.at, e.at, e.number),
+    )
+
+    def remarks(row: EvidenceRow) -> str:
+        notes = [texts.superseded] if row.superseded else []
+        if row.withdrawn:
+            notes.append(texts.withdrawn)
+        return texts.remark_joiner.join(notes)
+
+    measured: list[Callable[[EvidenceRow], str]] = [
+        lambda r: str(r.item),
+        lambda r: r.item_title,
+        lambda r: "0000-00-00 00:00" if r.report_at else texts.of_item,
+        lambda r: _percent_text(r.report_percent),
+        lambda r: r.report_text,
+        lambda r: r.sender,
+        lambda r: "0000-00-00 00:00",
+        lambda r: kinds.get(r.kind, r.kind),
+        lambda r: r.name,
+        lambda r: _file_size(r.size),
+        lambda r: r.sha256,
+        remarks,
+    ]
+    widths = [
+        column_width(chain([header], map(text, rows)))
+        for header, text in zip(headers, measured, strict=True)
+    ]
+    _prepare_sheet(ws, widths, header_row=1, last_row=1 + len(rows), columns=len(headers))
+    ws.append(_header(ws, headers, texts.font))
+    looks = [
+        _Look(center=True),
+        _Look(wrap=True),
+        _Look(number_format=DATETIME_FORMAT, center=True),
+        _Look(number_format=PERCENT_FORMAT, center=True),
+        _Look(wrap=True),
+        _Look(),
+        _Look(number_format=DATETIME_FORMAT, center=True),
+        _Look(center=True),
+        _Look(wrap=True),
+        _Look(center=True),
+        _Look(grey=True),
+        _Look(),
+    ]
+    normal = [_Style(ws, look, texts.font) for look in looks]
+    faded = [_Style(ws, replace(look, italic=True, grey=True), texts.font) for look in looks]
+    linked = _Style(ws, _Look(wrap=True), texts.font)
+    for number, row in enumerate(rows, 2):
+        styles = faded if row.withdrawn else normal
+        values = (
+            row.item,
+            row.item_title,
+            _local(row.report_at, tz) if row.report_at else texts.of_item,
+            _percent(row.report_percent),
+            row.report_text,
+            row.sender,
+            _local(row.at, tz),
+            kinds.get(row.kind, row.kind),
+            row.name,
+            _file_size(row.size),
+            row.sha256,
+            remarks(row),
+        )
+        cells = [style.cell(value) for style, value in zip(styles, values, strict=True)]
+        if row.link and not row.withdrawn:
+            cells[8] = linked.cell(row.name, row=number, column=9)
+            cells[8].hyperlink = row.link  # its reference is the cell's place, given above
+            cells[8].font = Font(name=texts.font, color="0563C1", underline="single")
+        ws.append(cells)
+
+
 def write_ledger(
     path: Path,
     *,
@@ -529,8 +676,11 @@ def write_ledger(
     tz: tzinfo,
     locale: str = "zh-CN",
     generated_at: datetime,
+    evidence: Sequence[EvidenceRow] = (),
+    more: Sequence[PlanSheet] = (),
 ) -> Path:
-    """Write the ledger workbook (台账 + 进展记录) to path, atomically, and return path."""
+    """Write the ledger workbook (台账 + 进展记录, and 佐证材料 when there is evidence) to path,
+    atomically, and return path."""
     texts = _TEXTS.get(locale)
     if texts is None:
         raise ValueError(f"unknown locale {locale!r}; expected one of {sorted(_TEXTS)}")
@@ -547,7 +697,19 @@ def write_ledger(
     _write_ledger_sheet(
         wb, texts, plan_title=plan_title, rows=rows, tz=tz, generated_at=generated_at
     )
+    for other in more:  # the other open plans and the tasks: a sheet each
+        _write_ledger_sheet(
+            wb,
+            texts,
+            plan_title=other.plan_title,
+            rows=other.rows,
+            tz=tz,
+            generated_at=generated_at,
+            sheet_name=other.sheet_name,
+        )
     _write_history_sheet(wb, texts, history=history, tz=tz)
+    if evidence:
+        _write_evidence_sheet(wb, texts, evidence=evidence, tz=tz)
 
     path = Path(path)
     temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
@@ -561,4 +723,4 @@ def write_ledger(
     return path
 
 
-__all__ = ["STATUS_FILLS", "column_width", "display_width", "write_ledger"]
+__all__ = ["STATUS_FILLS", "PlanSheet", "column_width", "display_width", "write_ledger"]

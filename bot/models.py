@@ -85,11 +85,25 @@ class ReportStatus(enum.StrEnum):
     done = "done"
 
 
+class PlanKind(enum.StrEnum):
+    """An imported plan document, or the list of tasks handed down by command (交办事项)."""
+
+    plan = "plan"
+    tasks = "tasks"
+
+
 class Plan(SQLModel, table=True):
-    """An annual work plan, as imported from its document."""
+    """A work plan, as imported from its document, or the one list of 交办 tasks.
+
+    Several are active at once; each has a short code that references may carry (民生3, J3).
+    A closed plan (closed_at set, at year end) is read-only and kept with its history.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     title: str = Field(index=True, unique=True)
+    code: str = Field(unique=True)
+    kind: PlanKind = Field(default=PlanKind.plan, sa_type=_enum(PlanKind))
+    closed_at: datetime | None = _ts()
     doc_number: str | None = None
     issuer: str | None = None
     issued_on: date | None = None
@@ -132,6 +146,13 @@ class WorkItem(SQLModel, table=True):
     suggested_deadline: date | None = None
     deadline: date | None = None
     removed_at: datetime | None = _ts()
+    # 交办 tasks: who handed it down (told when it is done or falls behind) and their note
+    assigned_by_id: int | None = Field(default=None, foreign_key="contact.id", ondelete="SET NULL")
+    note: str = ""
+    # carried over from last year's plan: the earlier item (its reports stay there)
+    carried_from_id: int | None = Field(
+        default=None, foreign_key="work_item.id", ondelete="SET NULL"
+    )
 
 
 class Target(SQLModel, table=True):
@@ -189,7 +210,8 @@ class Report(SQLModel, table=True):
     percent: int | None = None
     status: ReportStatus | None = Field(default=None, sa_type=_enum(ReportStatus))
     text: str = ""
-    source: str = "chat"  # chat | cli | import
+    source: str = "chat"  # chat | cli | import | voice
+    kind: str = "progress"  # progress | reopen (a 交办人 reopening a task closed as done)
     entered_by_id: int | None = Field(default=None, foreign_key="contact.id")
     superseded_by_id: int | None = Field(default=None, foreign_key="report.id")
     withdrawn_at: datetime | None = _ts()
@@ -296,7 +318,7 @@ class PendingChoice(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     contact_id: int = Field(foreign_key="contact.id", index=True, ondelete="CASCADE")
     text: str
-    candidates: list[int] = _json_list()  # item numbers offered
+    candidates: list[int] = _json_list()  # ids of the items offered
     created_at: datetime = _created()
     resolved_at: datetime | None = _ts()
 
@@ -340,3 +362,51 @@ class WebToken(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     used_at: datetime | None = _ts()
     created_at: datetime = _created()
+
+
+class Evidence(SQLModel, table=True):
+    """A file kept as evidence (佐证材料) of an item: of one report, or of the item alone.
+
+    The file lies under DATA_DIR/evidence by its SHA-256; `name` is what it is shown as (the
+    sender's file name, cleaned), never a path. A row with no item yet is a file waiting for
+    its sender to say which item it belongs to (a button, or the "which item?" question of
+    its caption, `choice_id`). Evidence of a withdrawn report is withdrawn with it; evidence
+    of a corrected one stays with it.
+    """
+
+    __table_args__ = (sa.Index("ix_evidence_item_created", "item_id", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int | None = Field(default=None, foreign_key="work_item.id", ondelete="CASCADE")
+    report_id: int | None = Field(
+        default=None, foreign_key="report.id", index=True, ondelete="CASCADE"
+    )
+    contact_id: int = Field(foreign_key="contact.id", index=True)  # who sent it
+    sha256: str = Field(index=True)
+    size: int
+    mime: str
+    kind: str  # photo | document | video
+    name: str
+    note: str = ""  # a caption that was no report
+    platform: str
+    platform_file_id: str = ""  # the platform's id of the file (WeCom's expires in 3 days)
+    choice_id: int | None = Field(
+        default=None, foreign_key="pending_choice.id", ondelete="SET NULL"
+    )
+    created_at: datetime = _created()
+
+
+class PendingVoice(SQLModel, table=True):
+    """What speech recognition made of a voice message, waiting for its sender to confirm it
+    (确认 / 取消) before it is read as a report."""
+
+    __tablename__ = "pending_voice"
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True, ondelete="CASCADE")
+    text: str
+    choice_id: int | None = Field(
+        default=None, foreign_key="pending_choice.id", ondelete="SET NULL"
+    )
+    created_at: datetime = _created()
+    resolved_at: datetime | None = _ts()

@@ -15,6 +15,7 @@ A number right before a unit or a date word (`3个园所`, `6月底`) is never a
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -219,9 +220,31 @@ class _Found:
             self.refs.append(ref)
 
 
-def _find_refs(norm: str, body: int) -> list[_Ref]:
-    """Every item reference in norm[body:], in order, none overlapping."""
+@functools.lru_cache(maxsize=32)
+def _code_re(codes: tuple[str, ...]) -> re.Pattern[str] | None:
+    """References that carry a plan code: 民生3, J3, j 3, 民生第3项, 民生3、4 (longest code
+    first, so 要点B3 is not read as 要点 B3)."""
+    if not codes:
+        return None
+    alternatives = "|".join(re.escape(c) for c in sorted(codes, key=len, reverse=True))
+    return re.compile(
+        rf"(?<![A-Za-z])(?P<code>{alternatives})\s*[#＃]?\s*第?\s*"
+        rf"(?P<list>\d{{1,4}}(?:\s*[、,，和及与]\s*\d{{1,4}})*)(?!\d)\s*(?:项|号)?",
+        re.IGNORECASE,
+    )
+
+
+def _find_refs(norm: str, body: int, codes: tuple[str, ...] = ()) -> list[_Ref]:
+    """Every item reference in norm[body:], in order, none overlapping. A reference with a
+    plan code comes out as CODE+NUMBER ("民生3"), in the code's own spelling."""
     found = _Found()
+    coded = _code_re(codes)
+    if coded is not None:
+        spelled = {c.casefold(): c for c in codes}
+        for m in coded.finditer(norm, body):
+            code = spelled.get(m.group("code").casefold(), m.group("code"))
+            numbers = re.findall(r"\d{1,4}", m.group("list"))
+            found.add(_Ref(m.start(), m.end(), tuple(f"{code}{int(n)}" for n in numbers)))
     for regex in _STRONG_RES:
         for m in regex.finditer(norm, body):
             found.add(_Ref(m.start(), m.end(), _numbers(m.group("list"))))
@@ -266,12 +289,18 @@ def _find_refs(norm: str, body: int) -> list[_Ref]:
             if (
                 last is not None
                 and not last.labels
-                and number > max(int(x) for x in last.refs)
+                and number > max(_ref_number(x) for x in last.refs)
                 and norm[last.end : m.start()].strip()
             ):
                 found.add(_Ref(m.start(), m.end("list"), (str(number),), weak=True))
         found.refs.sort(key=lambda r: r.start)
     return _merge(norm, found.refs)
+
+
+def _ref_number(ref: str) -> int:
+    """The number of a reference ("9", "民生3" -> 3); 0 for a section label."""
+    digits = re.search(r"\d+$", ref)
+    return int(digits.group()) if digits and "." not in ref else 0
 
 
 _TRAILING_LINK_RE = re.compile(r"\s*(?:然后|还有|另外|以及|再就是|和|及|与)\s*$")
@@ -307,8 +336,11 @@ def read_message(
     command: bool = False,
     english: bool = False,
     bare_is_percent: bool | None = None,
+    codes: tuple[str, ...] = (),
 ) -> ReadMessage:
     """Read what a message is and what each of its parts says.
+
+    codes: the plan codes a reference may carry (民生3, J3).
 
     command: the text after a /report command (a bare number after the item is the percent,
     `@name` names the person reported for). bare_is_percent: the answer to an earlier
@@ -334,7 +366,7 @@ def read_message(
         return ReadMessage(MessageKind.report, (Part((), report, int(lone.group("n"))),))
     question = not command and _QUESTION_RE.search(norm) is not None
     try:
-        refs = _find_refs(norm, 0)
+        refs = _find_refs(norm, 0, codes)
     except UserError:
         if not question:
             raise

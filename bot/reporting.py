@@ -56,7 +56,7 @@ class HistoryRow:
     """One report as the ledger's history sheet lists it."""
 
     at: datetime  # aware
-    item: int
+    item: int | str  # its number; CODE+NUMBER for another plan's item (民生3, J1)
     item_title: str
     contact: str
     percent: int | None
@@ -68,3 +68,26 @@ class HistoryRow:
     superseded: bool
     withdrawn: bool
     readings: tuple[Reading, ...] = ()  # the same values, one by one (for JSON)
+    kind: str = "progress"  # progress | reopen (a task sent back by whoever handed it down)
+
+
+@dataclass(frozen=True)
+class EvidenceRow:
+    """One evidence file (佐证材料) as the ledger lists it: by item, under its report."""
+
+    at: datetime  # when it was sent (aware)
+    item: int
+    item_title: str
+    sender: str
+    report_at: datetime | None  # the report it is evidence of (None: of the item alone)
+    report_percent: int | None
+    report_text: str
+    superseded: bool  # its report was corrected (the file stays with it)
+    withdrawn: bool  # its report was taken back (and the file with it)
+    name: str  # the display name (the sender's, cleaned)
+    kind: str  # photo | document | video
+    mime: str
+    size: int
+    sha256: str
+    number: int  # its place among the item's files, oldest first
+    link: str | None = None  # where `--evidence DIR` wrote it, relative to the workbook

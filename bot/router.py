@@ -45,6 +45,7 @@ class Router:
         self._buttons: list[tuple[str, Route]] = []
         self._text: Route | None = None
         self._enter: Route | None = None
+        self._kinds: dict[EventKind, Route] = {}  # files and voice messages
 
     def command(
         self,
@@ -72,6 +73,11 @@ class Router:
         """Register the handler for a user opening the chat (WeCom enter_agent)."""
         self._enter = Route("enter", handler, EVERYONE, unbound=True, menu=False)
 
+    def kind(self, kind: EventKind, handler: Handler, *, roles: Iterable[Role] = EVERYONE) -> None:
+        """Register the handler for every event of a kind (a file, a voice message); its
+        arguments are the event's text (a caption, what speech recognition heard)."""
+        self._kinds[kind] = Route(kind.value, handler, frozenset(roles), menu=False)
+
     def match(self, event: IncomingMessage) -> Match | None:
         """The route for an event, or None when nothing is registered for it."""
         if event.kind == EventKind.button:  # a click without data is no text either
@@ -83,6 +89,9 @@ class Router:
             return None
         if event.kind == EventKind.enter:
             return Match(self._enter, "") if self._enter else None
+        if event.kind in (EventKind.file, EventKind.voice):
+            by_kind = self._kinds.get(event.kind)
+            return Match(by_kind, event.text.strip()) if by_kind else None
         text = event.text.strip()
         if text.startswith("/"):
             head, _, rest = text[1:].partition(" ")

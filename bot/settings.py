@@ -6,9 +6,10 @@ from datetime import time
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_TELEGRAM_API = "https://api.telegram.org/bot"
@@ -46,7 +47,12 @@ class Settings(BaseSettings):
     wecom_api_base_url: str = DEFAULT_WECOM_API
     wecom_group_webhook_key: SecretStr | None = None
 
+    # Charts, exports and evidence files; unset or empty: duban-data beside the SQLite file.
     data_dir: Path = Path("duban-data")
+    # Evidence files people send (佐证材料): the most bytes one may have, and the types taken
+    # (extensions or MIME types; bot/evidence.py knows them by their content).
+    evidence_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=2 * 1024**3)
+    evidence_types: str = "pdf,doc,docx,xls,xlsx,jpg,png,mp4,mov"
 
     work_start: time = time(9, 0)
     work_end: time = time(18, 0)
@@ -67,6 +73,8 @@ class Settings(BaseSettings):
 
     web_host: str = "127.0.0.1"
     web_port: int = Field(default=8080, ge=0, le=65535)
+    # The public address the web app is reached at (the board's sign-in links start with it).
+    web_base_url: str | None = None
 
     invite_valid_days: int = Field(default=7, ge=1, le=365)
 
@@ -111,6 +119,42 @@ class Settings(BaseSettings):
                 raise ValueError("the EncodingAESKey has 43 letters and digits")
         return value
 
+    @field_validator("web_base_url", mode="before")
+    @classmethod
+    def _base_url_shape(cls, value: object) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str):
+            return value
+        parts = urlsplit(value.strip())
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.query
+            or parts.fragment
+            or parts.username
+            or parts.password
+        ):
+            raise ValueError("an http(s) address, e.g. https://duban.example.org (no query)")
+        return value.strip().rstrip("/")
+
+    @field_validator("evidence_types")
+    @classmethod
+    def _known_evidence_types(cls, value: str) -> str:
+        from bot.evidence import type_names  # only the table of types; no I/O
+
+        return ",".join(sorted(type_names(value)))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _data_dir_beside_the_database(cls, data: object) -> object:
+        if isinstance(data, dict) and not data.get("data_dir"):  # unset or empty
+            url = data.get("database_url")
+            database = sqlite_file(url if isinstance(url, str) else "sqlite:///duban.db")
+            folder = database.parent if database is not None else Path()
+            data = {**data, "data_dir": folder / "duban-data"}
+        return data
+
     @field_validator("deadline_reminder_days")
     @classmethod
     def _reminder_days(cls, value: str) -> str:
@@ -128,6 +172,14 @@ class Settings(BaseSettings):
     def tz(self) -> ZoneInfo:
         """The plan's time zone."""
         return ZoneInfo(self.timezone)
+
+
+def sqlite_file(database_url: str) -> Path | None:
+    """The file of a sqlite:///PATH database URL (None for another database or in memory)."""
+    if not database_url.startswith("sqlite:///"):
+        return None
+    path = database_url[len("sqlite:///") :].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -16,24 +16,30 @@ MARKUP = {"telegram": ("telegram", "html"), "wecom": ("wecom", "markdown")}
 def digest(ctx: ChatContext) -> None:
     """Sends this week's digest (or `/digest 2023-W23`) with its chart."""
     week = parse_week(ctx.args.split()[0]) if ctx.args.strip() else None
-    result = build_digest(
-        ctx.session,
-        ctx.plan,
-        now=ctx.now,
-        tz=ctx.settings.tz,
-        rules=StatusRules.from_settings(ctx.settings),
-        week=week,
-    )
     fmt, markup = MARKUP.get(ctx.event.platform, ("text", "text"))
-    ctx.outgoing.append(
-        Outgoing(
-            chat_id=ctx.event.chat_id,
-            text=render_digest(result, fmt, ctx.t.locale),
-            markup=markup,
+    first = None
+    for plan in ctx.open_plans() or [ctx.plan]:  # every open plan, one digest each
+        result = build_digest(
+            ctx.session,
+            plan,
+            now=ctx.now,
+            tz=ctx.settings.tz,
+            rules=StatusRules.from_settings(ctx.settings),
+            week=week,
         )
-    )
-    chart = ctx.settings.data_dir / "charts" / f"digest-{result.label}.png"
-    write_digest_chart(result, chart, ctx.t.locale)
+        if not result.sections and first is not None:
+            continue  # an empty list of tasks is not worth a message
+        first = first or result
+        ctx.outgoing.append(
+            Outgoing(
+                chat_id=ctx.event.chat_id,
+                text=render_digest(result, fmt, ctx.t.locale),
+                markup=markup,
+            )
+        )
+    assert first is not None
+    chart = ctx.settings.data_dir / "charts" / f"digest-{first.plan.id}-{first.label}.png"
+    write_digest_chart(first, chart, ctx.t.locale)
     ctx.outgoing.append(Outgoing(chat_id=ctx.event.chat_id, photo=chart))
 
 

@@ -2,8 +2,21 @@
 
 from __future__ import annotations
 
+from bot.events import EventKind
 from bot.router import ADMINS, LEADERS, Router
-from handlers import admin, digest, my_items, remind, report, start, status
+from handlers import (
+    admin,
+    board,
+    bulletin,
+    digest,
+    evidence,
+    my_items,
+    remind,
+    report,
+    start,
+    status,
+    tasks,
+)
 
 
 def build_router() -> Router:
@@ -18,6 +31,11 @@ def build_router() -> Router:
     router.command("overdue", status.overdue, roles=LEADERS)
     router.command("digest", digest.digest, roles=LEADERS)
     router.command("export", digest.export, roles=LEADERS)
+    router.command("bulletin", bulletin.bulletin, roles=LEADERS)
+    router.command("files", evidence.files, roles=LEADERS)
+    router.command("board", board.board, roles=LEADERS)
+    router.command("task", tasks.task, roles=LEADERS)
+    router.command("reopen", tasks.reopen, roles=LEADERS)
     router.command("assign", admin.assign, roles=ADMINS)
     router.command("unassign", admin.unassign, roles=ADMINS)
     router.command("deadline", admin.deadline, roles=ADMINS)
@@ -25,9 +43,14 @@ def build_router() -> Router:
     router.command("contacts", admin.contacts_list, roles=ADMINS)
     router.command("wecom", admin.bind_wecom, roles=ADMINS)
     router.command("remind", remind.remind, roles=ADMINS)
-    router.button("pick", report.pick_item)
+    # An answer to "which item?" may also file what waited on the question (a file, a voice).
+    router.button("pick", evidence.continuing(report.pick_item))
     router.button("page", report.next_page)
-    router.button("bare", report.bare_number)
+    router.button("bare", evidence.continuing(report.bare_number))
+    router.button("file", evidence.file_pick)
+    router.button("voice", evidence.voice_answer)
     router.enter(start.enter)
-    router.text(report.plain_text)
+    router.kind(EventKind.file, evidence.file_received)
+    router.kind(EventKind.voice, evidence.voice_received)
+    router.text(evidence.continuing(report.plain_text))
     return router

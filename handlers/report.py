@@ -13,7 +13,8 @@ from bot.events import Button
 from bot.i18n import UserError
 from bot.models import PendingChoice, WorkItem
 from bot.reply_reader import ReadMessage, read_message
-from bot.services import intake, reports
+from bot.services import intake, reports, tasks
+from bot.services.plans import split_ref
 from bot.templating import render
 from handlers import status
 
@@ -35,10 +36,14 @@ def report_command(ctx: ChatContext) -> None:
 
 def plain_text(ctx: ChatContext) -> None:
     """Records progress written in plain words, or asks what it is about."""
-    if _number(ctx.args.strip()) is not None:  # perhaps the answer to an open "which item?"
-        pending = _waiting_choice(ctx)
+    typed = ctx.args.strip()
+    if _number(typed) is not None or split_ref(typed, ctx.codes()) is not None:
+        pending = _waiting_choice(ctx)  # perhaps the answer to an open "which item?"
         if pending is not None:
-            _resolve_pick(ctx, pending, ctx.args.strip())
+            if typed == NOT_A_REPORT:
+                _resolve_pick(ctx, pending, None)
+            else:
+                _resolve_pick(ctx, pending, _typed_pick(ctx, pending, typed))
             return
     _answer(ctx, _read(ctx, ctx.args), ctx.args)
 
@@ -46,7 +51,13 @@ def plain_text(ctx: ChatContext) -> None:
 def _read(
     ctx: ChatContext, text: str, *, command: bool = False, bare: bool | None = None
 ) -> ReadMessage:
-    return read_message(text, command=command, english=ctx.t.locale == "en", bare_is_percent=bare)
+    return read_message(
+        text,
+        command=command,
+        english=ctx.t.locale == "en",
+        bare_is_percent=bare,
+        codes=ctx.codes(),
+    )
 
 
 def _answer(
@@ -68,7 +79,7 @@ def _answer(
     outcome = intake.understand(
         ctx.session,
         ctx,
-        plan=ctx.plan,
+        plan=ctx.open_plans(),
         sender=ctx.contact,
         read=read,
         linked=linked,
@@ -93,12 +104,16 @@ def _answer(
 
 def _record(ctx: ChatContext, outcome: intake.Outcome) -> None:
     saved = intake.record(ctx.session, outcome, now=ctx.now)
+    ctx.recorded.extend(saved)  # for what came with the message (evidence, handlers/evidence.py)
     items = [entry.item for entry in outcome.entries]
+    tasks.after_reports(ctx.session, saved, items, now=ctx.now)
     previous = intake.previous_percents(
         ctx.session, [e.item for e in outcome.entries if e.report.percent is None]
     )
+    refs = ctx.refs(items)
     records = [
         {
+            "ref": refs[entry.item.id or 0],
             "item": entry.item,
             "report": report,
             "matched": entry.values,
@@ -130,7 +145,7 @@ def _new_choice(ctx: ChatContext, raw: str, candidates: list[int]) -> PendingCho
 
 
 def _ask_which(ctx: ChatContext, candidates: list[WorkItem], raw: str) -> None:
-    choice = _new_choice(ctx, raw, [i.number for i in candidates])
+    choice = _new_choice(ctx, raw, [i.id or 0 for i in candidates])
     _send_page(ctx, choice, candidates, 0)
 
 
@@ -139,8 +154,9 @@ def _send_page(
 ) -> None:
     """One page of item buttons, with "more" while there are more, and "not a report"."""
     page = candidates[offset : offset + PAGE]
+    refs = ctx.refs(candidates)
     rows: list[tuple[Button, ...]] = [
-        (Button(label=f"{i.number}. {_short(i.title)}", data=f"pick:{choice.id}:{i.number}"),)
+        (Button(label=f"{refs[i.id or 0]}. {_short(i.title)}", data=f"pick:{choice.id}:{i.id}"),)
         for i in page
     ]
     if offset + PAGE < len(candidates):
@@ -149,14 +165,15 @@ def _send_page(
     rows.append(
         (Button(label=ctx.t("report.not_a_report"), data=f"pick:{choice.id}:{NOT_A_REPORT}"),)
     )
-    numbers = "、".join(str(i.number) for i in candidates)
+    numbers = "、".join(refs[i.id or 0] for i in candidates)
     key = "report.which_item" if offset == 0 else "report.which_item_more"
-    ctx.reply(ctx.t(key, numbers=numbers, example=candidates[0].number), buttons=tuple(rows))
+    example = refs[candidates[0].id or 0]
+    ctx.reply(ctx.t(key, numbers=numbers, example=example), buttons=tuple(rows))
 
 
 def _ask_bare(ctx: ChatContext, item: WorkItem, options: list[int], raw: str) -> None:
     """Ask which figure, if any, is the item's percent (one button each, and "none")."""
-    choice = _new_choice(ctx, raw, [item.number])
+    choice = _new_choice(ctx, raw, [item.id or 0])
     figures_row = [Button(label=f"{n}%", data=f"bare:{choice.id}:{n}") for n in options]
     none = Button(label=ctx.t("report.bare_not_percent"), data=f"bare:{choice.id}:n")
     buttons = ((*figures_row, none),)
@@ -215,28 +232,52 @@ def _reread(ctx: ChatContext, choice: PendingChoice, *, bare: bool | None = None
     return _read(ctx, text, bare=bare)
 
 
-def _resolve_pick(ctx: ChatContext, choice: PendingChoice, number: str) -> None:
-    choice.resolved_at = ctx.now
-    if number == NOT_A_REPORT:
-        ctx.say("report.dismissed")
-        return
-    picked = _number(number)
-    if picked is None or picked not in choice.candidates:
+def _offered_items(ctx: ChatContext, choice: PendingChoice) -> list[WorkItem]:
+    """The live items a question offered, in its order."""
+    items = [ctx.session.get(WorkItem, item_id) for item_id in choice.candidates]
+    return [i for i in items if i is not None and i.removed_at is None]
+
+
+def _typed_pick(ctx: ChatContext, choice: PendingChoice, typed: str) -> WorkItem:
+    """The offered item a typed answer names ("9", or "民生3" when two share a number)."""
+    offered = _offered_items(ctx, choice)
+    refs = ctx.refs(offered)
+    wanted = typed.strip().casefold()
+    named = [i for i in offered if refs[i.id or 0].casefold() == wanted]
+    if not named and wanted.isdecimal():
+        named = [i for i in offered if str(i.number) == wanted]
+    if len(named) != 1:
         raise UserError(
             "report.pick_unknown",
-            number=number,
-            numbers="、".join(map(str, choice.candidates)),
+            number=typed,
+            numbers="、".join(refs[i.id or 0] for i in offered),
         )
-    _answer(ctx, _reread(ctx, choice), choice.text, pick=ctx.find_item(str(picked)))
+    return named[0]
+
+
+def _resolve_pick(ctx: ChatContext, choice: PendingChoice, item: WorkItem | None) -> None:
+    """Answer a "which item?" question with the item picked (None: not a report)."""
+    choice.resolved_at = ctx.now
+    if item is None:
+        ctx.say("report.dismissed")
+        return
+    _answer(ctx, _reread(ctx, choice), choice.text, pick=item)
 
 
 def pick_item(ctx: ChatContext) -> None:
     """Records the pending report against the item whose button was clicked."""
-    choice_id, _, number = ctx.args.partition(":")
+    choice_id, _, picked = ctx.args.partition(":")
     choice = _choice(ctx, choice_id)
-    if number != NOT_A_REPORT and _number(number) not in choice.candidates:
+    if picked == NOT_A_REPORT:
+        _resolve_pick(ctx, choice, None)
+        return
+    item_id = _number(picked)
+    if item_id is None or item_id not in choice.candidates:
         raise UserError("chat.stale_button")
-    _resolve_pick(ctx, choice, number)
+    item = ctx.session.get(WorkItem, item_id)
+    if item is None or item.removed_at is not None:
+        raise UserError("chat.stale_button")
+    _resolve_pick(ctx, choice, item)
 
 
 def next_page(ctx: ChatContext) -> None:
@@ -246,15 +287,19 @@ def next_page(ctx: ChatContext) -> None:
     offset = _number(raw_offset)
     if offset is None or offset >= len(choice.candidates):
         raise UserError("chat.stale_button")
-    items = [ctx.find_item(str(n)) for n in choice.candidates]
-    _send_page(ctx, choice, items, offset)
+    _send_page(ctx, choice, _offered_items(ctx, choice), offset)
 
 
 def _offered(ctx: ChatContext, choice: PendingChoice, item: WorkItem) -> tuple[int, ...]:
     """The figures the question behind a `bare:` button offered, read again as it was asked."""
     assert ctx.contact is not None
     outcome = intake.understand(
-        ctx.session, ctx, plan=ctx.plan, sender=ctx.contact, read=_reread(ctx, choice), pick=item
+        ctx.session,
+        ctx,
+        plan=ctx.open_plans(),
+        sender=ctx.contact,
+        read=_reread(ctx, choice),
+        pick=item,
     )
     return outcome.options if outcome.kind == "ask_bare" else ()
 
@@ -269,7 +314,9 @@ def bare_number(ctx: ChatContext) -> None:
     if answer != "n" and (percent is None or percent > 100):
         raise UserError("chat.stale_button")
     # The item asked about stands for a message that named none (a reply, the only item).
-    item = ctx.find_item(str(choice.candidates[0]))
+    item = ctx.session.get(WorkItem, choice.candidates[0])
+    if item is None or item.removed_at is not None:
+        raise UserError("chat.stale_button")
     if percent is not None and percent not in _offered(ctx, choice, item):
         raise UserError("chat.stale_button")  # a figure the question never offered: forged
     choice.resolved_at = ctx.now

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.chat import ChatContext
 from bot.i18n import UserError
 from bot.models import Role, WorkItem
+from bot.services import evidence
 from bot.services.reports import latest_report
 from bot.templating import render
 
@@ -28,7 +29,14 @@ def show(ctx: ChatContext, item: WorkItem) -> None:
         for c, a in view.people
     ]
     ctx.reply(
-        render("status", ctx.t.locale, view=view, owners=owners),
+        render(
+            "status",
+            ctx.t.locale,
+            view=view,
+            owners=owners,
+            evidence=evidence.count(ctx.session, item.id or 0),
+            leader=ctx.contact.role != Role.official,
+        ),
         link_item_id=item.id,
     )
 

@@ -112,8 +112,11 @@ class Dispatcher:
         if "text" in payload:
             return str(payload["text"]), "text"
         params = {
-            # a parameter that is itself a catalog word ({"key": ...}) is said in this locale
-            name: self.t(value["key"]) if isinstance(value, dict) and "key" in value else value
+            # a parameter that is itself a catalog message ({"key": ..., "params": {...}}) is
+            # said in this locale
+            name: self.t(value["key"], **value.get("params", {}))
+            if isinstance(value, dict) and "key" in value
+            else value
             for name, value in payload.get("params", {}).items()
         }
         return self.t(str(payload["message"]), **params), "text"

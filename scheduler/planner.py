@@ -102,6 +102,11 @@ class PlanState:
     last_report_at: dict[int, datetime] = field(default_factory=dict)
     # (contact id, item id) -> when that contact last reported on that item (standing reports)
     item_reported_at: dict[tuple[int, int], datetime] = field(default_factory=dict)
+    # "" for the default plan; ":p<id>" for the others, so each plan's weekly ask and
+    # follow-up to a person are planned once each (and the default plan's keys never change)
+    key_suffix: str = ""
+    # a 交办 task's escalations go to whoever handed it down (item id -> contact id)
+    item_leader: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,11 @@ def load_state(
         for v in views
         if v.status != "done"
     ]
+    item_leader = {
+        v.item.id: v.item.assigned_by_id
+        for v in views
+        if v.item.id is not None and v.item.assigned_by_id in people and v.status != "done"
+    }
     section_leader = {
         s.id: s.leader_id
         for s in session.exec(select(Section).where(Section.plan_id == plan.id))
@@ -178,6 +188,7 @@ def load_state(
         open_items=open_items,
         leaders=sorted(p.id for p in people.values() if p.role == Role.leader),
         section_leader=section_leader,
+        item_leader={k: v for k, v in item_leader.items() if v is not None},
         last_report_at={k: _aware(v) for k, v in last.items() if v is not None},
         item_reported_at={
             (contact_id, item_id): _aware(at)
@@ -248,7 +259,7 @@ def plan_day(
                 person = state.people[contact_id]
                 out.append(
                     Planned(
-                        key=f"followup:{contact_id}:{_week(asked)}",
+                        key=f"followup:{contact_id}:{_week(asked)}{state.key_suffix}",
                         kind="followup",
                         contact_id=contact_id,
                         due_at=due,
@@ -315,7 +326,7 @@ def plan_day(
                 )
             )
         if nag >= sched.escalate_from:
-            leader = state.section_leader.get(item.section_id)
+            leader = state.item_leader.get(item.id) or state.section_leader.get(item.section_id)
             owners = "、".join(state.people[c].name for _, c in item.owners) or "-"
             for leader_id in [leader] if leader else state.leaders:
                 out.append(
@@ -398,7 +409,7 @@ def _ask(
     single = items[0] if len(items) == 1 else None
     example = items[0].number
     return Planned(
-        key=f"ask:{contact_id}:{_week(day)}",
+        key=f"ask:{contact_id}:{_week(day)}{state.key_suffix}",
         kind="ask",
         contact_id=contact_id,
         due_at=due,

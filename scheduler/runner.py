@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -19,9 +20,9 @@ from sqlmodel import Session, select
 from bot.clock import Clock, system_clock
 from bot.db_errors import describe
 from bot.i18n import UserError
-from bot.models import Outbox
+from bot.models import Outbox, Plan
 from bot.services.digest import build_digest
-from bot.services.plans import current_plan
+from bot.services.plans import active_plans, current_plan
 from bot.services.progress import StatusRules
 from bot.services.sending import queue_digest
 from bot.settings import Settings
@@ -62,30 +63,46 @@ class Planner:
         rules = StatusRules.from_settings(self.settings)
         with Session(self.engine, expire_on_commit=False) as session:
             try:
-                plan = current_plan(session)
+                default = current_plan(session)
             except UserError:
-                return 0  # no plan imported yet
-            state = load_state(session, plan, now=now, tz=tz, rules=rules)
-            today = now.astimezone(tz).date()
-            due = [
-                p for p in plan_day(state, today, self.calendar, self.schedule) if p.due_at <= now
-            ]
-            added = store(session, due, now=now)
-            for digest in (p for p in due if p.kind == "digest"):
-                if session.exec(select(Outbox.id).where(Outbox.dedupe_key == digest.key)).first():
-                    continue
-                year, week = (int(x) for x in digest.params["week"].split("-W"))
-                built = build_digest(session, plan, now=now, tz=tz, rules=rules, week=(year, week))
-                added += queue_digest(
-                    session,
-                    built,
-                    locale=self.settings.locale,
-                    now=now,
-                    chart_dir=self.settings.data_dir / "charts" if self.charts else None,
-                )
+                default = None
+            added = 0
+            for plan in active_plans(session):  # closed plans get no reminders
+                added += self._plan_one(session, plan, default, now=now, tz=tz, rules=rules)
             session.commit()
         if added:
             log.info("planned %d message(s)", added)
+        return added
+
+    def _plan_one(
+        self,
+        session: Session,
+        plan: Plan,
+        default: Plan | None,
+        *,
+        now: datetime,
+        tz: ZoneInfo,
+        rules: StatusRules,
+    ) -> int:
+        """Plan one open plan's messages due by now (asks, reminders, nags, its digest)."""
+        state = load_state(session, plan, now=now, tz=tz, rules=rules)
+        if default is None or plan.id != default.id:
+            state.key_suffix = f":p{plan.id}"
+        today = now.astimezone(tz).date()
+        due = [p for p in plan_day(state, today, self.calendar, self.schedule) if p.due_at <= now]
+        added = store(session, due, now=now)
+        for digest in (p for p in due if p.kind == "digest"):
+            if session.exec(select(Outbox.id).where(Outbox.dedupe_key == digest.key)).first():
+                continue
+            year, week = (int(x) for x in digest.params["week"].split("-W"))
+            built = build_digest(session, plan, now=now, tz=tz, rules=rules, week=(year, week))
+            added += queue_digest(
+                session,
+                built,
+                locale=self.settings.locale,
+                now=now,
+                chart_dir=self.settings.data_dir / "charts" if self.charts else None,
+            )
         return added
 
 

@@ -46,6 +46,10 @@ CLI_ONLY = {
     "reminders.too_long": "reminders.preview",
     "sections.unknown": "reminders.find_section: `duban sections leader`",
     "sections.not_leader": "reminders.set_section_leader",
+    "plan.bad_code": "plans.check_code: `duban import --code`",
+    "plan.code_taken": "plans.import_plan(code=...): `duban import --code`",
+    "plan.no_free_code": "plans.default_code: `duban import` (a code is asked for with --code)",
+    "plan.unknown_code": "plans.plan_by_code: chat only looks up codes it read from the plans",
 }
 CLI_NAMED = re.compile(r"^cli\.|\.cli_")
 # A CLI command or option in a message: `duban import ...`, `--deadline`.

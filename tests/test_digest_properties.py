@@ -164,7 +164,7 @@ class World:
 @pytest.fixture
 def world(engine: Engine, db_url: str) -> Iterator[World]:
     with Session(engine, expire_on_commit=False) as session:
-        plan = Plan(title="性质测试计划", issued_on=date(2023, 1, 1))
+        plan = Plan(title="性质测试计划", code="要点", issued_on=date(2023, 1, 1))
         session.add(plan)
         session.flush()
         assert plan.id is not None

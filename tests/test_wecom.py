@@ -175,12 +175,14 @@ async def test_enter_agent_gets_a_welcome(wecom: WeComDialog) -> None:
     assert "张三，您好！" in texts[0] and any("/my" in t for t in texts)
 
 
-async def test_an_image_gets_a_polite_request_for_text(wecom: WeComDialog) -> None:
+async def test_a_location_gets_a_polite_request_for_text(wecom: WeComDialog) -> None:
+    """(Images, videos and voice messages are evidence or read: tests/test_evidence.py.)"""
     xml = (
         f"<xml><ToUserName><![CDATA[{wecom.fake.corp_id}]]></ToUserName>"
         "<FromUserName><![CDATA[zhangsan]]></FromUserName><CreateTime>1685584800</CreateTime>"
-        "<MsgType><![CDATA[image]]></MsgType><PicUrl><![CDATA[http://x/p.jpg]]></PicUrl>"
-        "<MediaId><![CDATA[m1]]></MediaId><MsgId>42</MsgId><AgentID>1000002</AgentID></xml>"
+        "<MsgType><![CDATA[location]]></MsgType><Location_X>22.58</Location_X>"
+        "<Location_Y>113.08</Location_Y><Scale>15</Scale><Label><![CDATA[江门]]></Label>"
+        "<MsgId>42</MsgId><AgentID>1000002</AgentID></xml>"
     )
     assert await wecom.post(xml) == 200
     await wecom.handled(1)

@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from starlette.requests import Request
@@ -37,7 +38,7 @@ from telegram import (
     ReplyParameters,
 )
 from telegram.constants import ParseMode
-from telegram.error import EndPointNotFound, InvalidToken, RetryAfter, TelegramError
+from telegram.error import BadRequest, EndPointNotFound, InvalidToken, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, ExtBot
 from telegram.request import BaseRequest, HTTPXRequest
 from telegram.warnings import PTBUserWarning
@@ -45,8 +46,11 @@ from telegram.warnings import PTBUserWarning
 from bot.channels.aiohttp_request import AiohttpRequest
 from bot.chat import ChatCore
 from bot.events import (
+    Attachment,
     Button,
     EventKind,
+    Fetched,
+    FileSink,
     IncomingMessage,
     SentMessage,
     clean_text,
@@ -54,6 +58,7 @@ from bot.events import (
     split_text,
     utf16_size,
 )
+from bot.evidence import FetchFailed, FileTooBig
 from bot.i18n import Translator
 from bot.inbox import Received
 from bot.models import Contact, Role
@@ -67,6 +72,7 @@ log = logging.getLogger(__name__)
 PLATFORM = "telegram"
 SEND_MESSAGE = "sendMessage"
 GET_UPDATES = "getUpdates"
+GET_FILE = "getFile"
 ANSWER_CALLBACK = "answerCallbackQuery"
 POLL_READ_MARGIN = 10.0  # seconds beyond the long-poll timeout before a read gives up
 PACING_SECONDS = 0.1
@@ -76,6 +82,8 @@ MAX_WEBHOOK_BODY = 1 << 20
 STOP_GRACE_SECONDS = 10.0  # how long a stop waits for the updates in hand
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 ALLOWED_UPDATES = ["message", "callback_query"]
+DOWNLOAD_SECONDS = 300.0  # a whole file download at most (20 MB on a slow line)
+DOWNLOAD_CHUNK = 64 * 1024
 
 
 def prepare_runtime() -> None:
@@ -85,12 +93,13 @@ def prepare_runtime() -> None:
       builds such an object, and without it warns on every 429 it sees.
     - Bot.do_api_request("sendMessage"/"getUpdates") asks politely for Bot.send_message and
       Bot.get_updates instead; Duban calls it on purpose (no Message objects built on the hot
-      path; the raw updates are stored as they came), so that notice is silenced.
+      path; the raw updates are stored as they came; getFile's answer keeps the file path
+      without the token, which Bot.get_file would add and log), so that notice is silenced.
     """
     os.environ.setdefault("PTB_TIMEDELTA", "1")
     warnings.filterwarnings(
         "ignore",
-        message=r"Please use 'Bot\.(sendMessage|getUpdates|answerCallbackQuery)' instead",
+        message=r"Please use 'Bot\.(sendMessage|getUpdates|answerCallbackQuery|getFile)' instead",
         category=PTBUserWarning,
     )
 
@@ -147,6 +156,12 @@ def to_event(data: dict[str, Any]) -> IncomingMessage | None:
     if not isinstance(user, dict) or user.get("is_bot"):
         return None
     text = message.get("text")
+    kind = EventKind.text if isinstance(text, str) else EventKind.unsupported
+    attachment = _attachment(message)
+    if attachment is not None:  # the caption, if any, is what the sender wrote
+        kind, text = EventKind.file, message.get("caption")
+    elif isinstance(message.get("voice"), dict):
+        kind, text = EventKind.voice, ""  # no transcript from the Bot API: cannot be read
     reply_to = message.get("reply_to_message")
     return IncomingMessage(
         platform=PLATFORM,
@@ -154,13 +169,48 @@ def to_event(data: dict[str, Any]) -> IncomingMessage | None:
         sender_id=_id(user["id"]),
         update_id=update_id,
         text=clean_text(text) if isinstance(text, str) else "",
-        kind=EventKind.text if isinstance(text, str) else EventKind.unsupported,
+        kind=kind,
         message_id=_id(message["message_id"]),
-        reply_to_message_id=(
-            _id(reply_to["message_id"]) if isinstance(reply_to, dict) else None
-        ),
+        reply_to_message_id=(_id(reply_to["message_id"]) if isinstance(reply_to, dict) else None),
         sender_name=clean_text(_full_name(user)),
+        attachment=attachment,
     )
+
+
+def _attachment(message: dict[str, Any]) -> Attachment | None:
+    """The photo, document or video of a message (None for anything else). For a photo, the
+    largest size Telegram offers; name, type and size as the sender's client declared them."""
+    photo = message.get("photo")
+    if isinstance(photo, list) and photo:
+        sizes = [p for p in photo if isinstance(p, dict)]
+        if not sizes:
+            raise ValueError("photo without sizes")
+        largest = max(sizes, key=lambda p: (_size(p) or 0, p.get("width") or 0))
+        return Attachment("photo", _file_id(largest), size=_size(largest))
+    for kind in ("document", "video"):
+        part = message.get(kind)
+        if isinstance(part, dict):
+            name, mime = part.get("file_name"), part.get("mime_type")
+            return Attachment(
+                kind,
+                _file_id(part),
+                name=clean_text(name)[:255] if isinstance(name, str) else "",
+                mime=mime[:127] if isinstance(mime, str) else "",
+                size=_size(part),
+            )
+    return None
+
+
+def _file_id(part: dict[str, Any]) -> str:
+    value = part.get("file_id")
+    if not isinstance(value, str) or not value or len(value) > 512 or not value.isprintable():
+        raise ValueError("not a Telegram file_id")
+    return value
+
+
+def _size(part: dict[str, Any]) -> int | None:
+    value = part.get("file_size")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def rate_limiter(settings: Settings) -> AIORateLimiter:
@@ -189,12 +239,50 @@ def _markup(buttons: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | N
 
 
 class TelegramMessenger:
-    """Sends for the core through a PTB Bot (rate limited by PTB's AIORateLimiter)."""
+    """Sends for the core through a PTB Bot (rate limited by PTB's AIORateLimiter), and
+    fetches the files people send."""
 
     platform = PLATFORM
 
-    def __init__(self, bot: ExtBot[Any]) -> None:
+    def __init__(self, bot: ExtBot[Any], *, proxy: str | None = None) -> None:
         self._bot = bot
+        self._proxy = proxy
+
+    async def fetch_file(self, attachment: Attachment, sink: FileSink) -> Fetched:
+        """Download a file someone sent: getFile, then its file URL, streamed into sink (which
+        stops it past the size cap). The URL holds the bot token: it is never logged, and no
+        error raised here carries it."""
+        try:
+            # The raw answer: Bot.get_file would put the token into the path, and log it.
+            found = await self._bot.do_api_request(
+                GET_FILE, api_kwargs={"file_id": attachment.file_id}
+            )
+        except BadRequest as exc:
+            if "too big" in exc.message.lower():  # the Bot API hands out 20 MB at most
+                raise FileTooBig("over the Bot API's download limit") from None
+            raise FetchFailed(f"getFile refused: {exc.message[:200]}") from None
+        except TelegramError as exc:
+            raise FetchFailed(f"getFile failed: {type(exc).__name__}") from None
+        path = found.get("file_path") if isinstance(found, dict) else None
+        if not isinstance(path, str) or not path or path.startswith("/") or ".." in path:
+            raise FetchFailed("getFile gave no usable file path")
+        url = f"{self._bot.base_file_url}/{path}"
+        timeout = aiohttp.ClientTimeout(total=DOWNLOAD_SECONDS, sock_connect=30, sock_read=60)
+        try:
+            async with (
+                aiohttp.ClientSession(timeout=timeout, trust_env=self._proxy is None) as session,
+                session.get(url, proxy=self._proxy, allow_redirects=False) as response,
+            ):
+                if response.status != 200:
+                    raise FetchFailed(f"download answered HTTP {response.status}")
+                async for chunk in response.content.iter_chunked(DOWNLOAD_CHUNK):
+                    sink.write(chunk)
+        except (FileTooBig, FetchFailed):
+            raise
+        except Exception as exc:  # its text may hold the URL, and so the token: not kept
+            raise FetchFailed(f"download failed: {type(exc).__name__}") from None
+        # Telegram's file server says little of the type: the message declared it already.
+        return Fetched()
 
     def _sent(self, message: Message) -> SentMessage:
         return SentMessage(PLATFORM, str(message.chat.id), str(message.message_id))
@@ -294,7 +382,7 @@ class TelegramChannel:
             get_updates_request=updates_request,
             rate_limiter=rate_limiter(settings),
         )
-        self.messenger = TelegramMessenger(self.bot)
+        self.messenger = TelegramMessenger(self.bot, proxy=settings.telegram_proxy_url or None)
         self._poller: asyncio.Task[None] | None = None
         self._refusals = RefusalLog(log, "Telegram webhook")
         self._chats = ChatLocks()

@@ -20,9 +20,11 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import logging
 import re
 import time
+import urllib.parse
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -42,14 +44,18 @@ from wechatpy.exceptions import WeChatClientException
 
 from bot.chat import ChatCore
 from bot.events import (
+    Attachment,
     Button,
     EventKind,
+    Fetched,
+    FileSink,
     IncomingMessage,
     SentMessage,
     clean_text,
     split_text,
     utf8_size,
 )
+from bot.evidence import FetchFailed, FileTooBig
 from bot.inbox import Received
 from bot.ordering import ChatLocks
 from bot.settings import Settings
@@ -85,6 +91,14 @@ WORKERS = 4  # callbacks handled at once
 # A DTD can declare entities (billion laughs) or fetch from elsewhere: WeCom never sends one.
 DECLARATION = re.compile(r"<!\s*(?:DOCTYPE|ENTITY)", re.IGNORECASE)
 ROOT_START = re.compile(r"<[^!?]")  # the first tag that is no declaration, comment or PI
+# Media messages that are evidence files, and what Duban calls them.
+MEDIA_KINDS = {"image": "photo", "video": "video", "file": "document"}
+DOWNLOAD_TIMEOUT = (10.0, 60.0)  # connect, and each read of a media/get download
+DOWNLOAD_CHUNK = 64 * 1024
+ERROR_BODY = 64 * 1024  # the most of a JSON error answer read
+# Content-Disposition's file name: RFC 5987 (filename*=UTF-8''...) first, else the plain one.
+_DISPOSITION_UTF8 = re.compile(r"filename\*\s*=\s*UTF-8''([^;\s]+)", re.IGNORECASE)
+_DISPOSITION_PLAIN = re.compile(r"filename\s*=\s*\"?([^\";]+)")
 
 T = TypeVar("T")
 
@@ -197,6 +211,19 @@ def to_event(xml: str) -> IncomingMessage | None:
     if kind == "text":
         text = clean_text(_text_field(data, "Content"))
         return IncomingMessage(**base, text=text, message_id=msg_id)
+    media = _text_field(data, "MediaId")
+    if kind in MEDIA_KINDS and media:
+        attachment = Attachment(
+            MEDIA_KINDS[kind],
+            _media_id(media),
+            name=clean_text(_text_field(data, "FileName"))[:255],
+        )
+        return IncomingMessage(
+            **base, kind=EventKind.file, message_id=msg_id, attachment=attachment
+        )
+    if kind == "voice":  # with the app's speech recognition on, WeCom sends what it heard
+        text = clean_text(_text_field(data, "Recognition")).strip()
+        return IncomingMessage(**base, kind=EventKind.voice, text=text, message_id=msg_id)
     if kind == "event":
         event = _text_field(data, "Event").lower()
         if event == "template_card_event":
@@ -211,6 +238,13 @@ def to_event(xml: str) -> IncomingMessage | None:
             return IncomingMessage(**base, kind=EventKind.enter)
         return None  # subscribe, location, menu views ...: nothing to answer
     return IncomingMessage(**base, kind=EventKind.unsupported, message_id=msg_id)
+
+
+def _media_id(value: str) -> str:
+    """A MediaId as WeCom sends it (letters, digits, - and _), else a 400."""
+    if len(value) > 512 or not re.fullmatch(r"[A-Za-z0-9_\-@.=]+", value):
+        raise CallbackRejected(400, "malformed MediaId")
+    return value
 
 
 def _text_field(data: dict[str, Any], name: str) -> str:
@@ -296,6 +330,44 @@ class WeComMessenger:
                 )
             time.sleep(self.backoff * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
+
+    async def fetch_file(self, attachment: Attachment, sink: FileSink) -> Fetched:
+        """Download a file someone sent (media/get), streamed into sink (which stops it past
+        the size cap), in a worker thread: the client is blocking."""
+        return await asyncio.to_thread(self._download, attachment.file_id, sink)
+
+    def _download(self, media_id: str, sink: FileSink) -> Fetched:
+        """media/get with the app's token (refetched once when WeCom says it expired). The
+        URL holds the token: no error raised here carries it."""
+        for attempt in (1, 2):
+            try:
+                token = self.client.access_token
+                with requests.get(
+                    f"{self.client.API_BASE_URL}media/get",
+                    params={"access_token": token, "media_id": media_id},
+                    stream=True,
+                    timeout=DOWNLOAD_TIMEOUT,
+                    allow_redirects=False,
+                ) as response:
+                    if response.status_code != 200:
+                        raise FetchFailed(f"media/get answered HTTP {response.status_code}")
+                    mime = response.headers.get("Content-Type", "")
+                    if "json" in mime.lower():  # an error answer, not the file
+                        code = _errcode(response.raw.read(ERROR_BODY, decode_content=True))
+                        if code in TOKEN_ERRORS and attempt == 1:
+                            self.client.fetch_access_token()
+                            continue
+                        raise FetchFailed(f"media/get answered errcode {code}")
+                    for chunk in response.iter_content(DOWNLOAD_CHUNK):
+                        sink.write(chunk)
+                    return Fetched(mime=mime, name=_disposition_name(response.headers))
+            except (FileTooBig, FetchFailed):
+                raise
+            except WeChatClientException as exc:  # fetching the token
+                raise FetchFailed(f"token: errcode {exc.errcode}") from None
+            except Exception as exc:  # requests' text holds the URL, and so the token
+                raise FetchFailed(f"media/get failed: {type(exc).__name__}") from None
+        raise FetchFailed("media/get: the token was refused twice")
 
     async def _send(self, user: str, action: Callable[[], dict[str, Any]]) -> SentMessage:
         await self.pacer.wait(user)
@@ -387,6 +459,26 @@ class WeComMessenger:
         if caption:
             await self.send_text(chat_id, caption)
         return await self._upload_and_send(chat_id, path, "image")
+
+
+def _errcode(body: bytes) -> int | None:
+    """The errcode of a JSON error answer, or None."""
+    try:
+        value = json.loads(body.decode("utf-8", "replace"))
+    except ValueError:
+        return None
+    code = value.get("errcode") if isinstance(value, dict) else None
+    return code if isinstance(code, int) else None
+
+
+def _disposition_name(headers: Any) -> str:
+    """The file name a download's Content-Disposition gives ("" when none): display only."""
+    disposition = headers.get("Content-Disposition", "")
+    encoded = _DISPOSITION_UTF8.search(disposition)
+    if encoded is not None:
+        return clean_text(urllib.parse.unquote(encoded.group(1)))[:255]
+    plain = _DISPOSITION_PLAIN.search(disposition)
+    return clean_text(plain.group(1).strip())[:255] if plain is not None else ""
 
 
 def _clip(text: str, limit: int) -> str:

@@ -44,6 +44,11 @@ class Lookup(Protocol):
         """Whether the contact (default: the sender) answers for the item."""
         ...
 
+    def resolve(self, ref: str, owner: Contact | None = None) -> list[WorkItem]:
+        """The items a reference may mean for a person: several when a number without a
+        plan code names their items in more than one plan."""
+        ...
+
 
 @dataclass(frozen=True)
 class Entry:
@@ -133,7 +138,7 @@ def understand(
     session: Session,
     lookup: Lookup,
     *,
-    plan: Plan,
+    plan: Plan | Sequence[Plan],
     sender: Contact,
     read: ReadMessage,
     linked: WorkItem | None = None,
@@ -163,7 +168,14 @@ def understand(
     asked: tuple[WorkItem, list[int]] | None = None
     for part in read.parts:
         if part.refs:
-            items = [lookup.find_item(ref) for ref in part.refs]
+            items = []
+            for ref in part.refs:
+                found = lookup.resolve(ref, owner)
+                if len(found) > 1 and pick is not None and pick.id in {i.id for i in found}:
+                    found = [pick]  # the sender's answer to "which of these?"
+                if len(found) > 1:
+                    return Outcome("ask_item", candidates=tuple(found), owner=owner)
+                items.append(found[0])
         elif pick is not None:
             items = [pick]
         elif linked is not None:

@@ -433,3 +433,11 @@ def item_json(view: ItemView) -> dict[str, Any]:
         "percent": view.percent,
         "status": view.status,
     }
+
+
+def typed_deadline(plan: Plan, text: str) -> date:
+    """A deadline as people write it (bot/dates.py: 2023-12-31, 12月31日, 年底); a date that
+    names no year is in the plan's year."""
+    from bot.dates import parse_typed_date  # the importer's deadline rules: only when asked
+
+    return parse_typed_date(text, year=plan_start(plan).year)

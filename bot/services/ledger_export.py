@@ -1,8 +1,12 @@
-"""The ledger (台账) from the database: every item as it stands, and every report."""
+"""The ledger (台账) from the database: every item as it stands, every report, and the
+evidence files (written out too, a folder per item, with `--evidence DIR`)."""
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -10,8 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col
 
+from bot.evidence import EvidenceStore
 from bot.models import Contact, Plan, Report, Target, TargetValue, WorkItem
-from bot.reporting import HistoryRow, LedgerRow, Reading
+from bot.reporting import EvidenceRow, HistoryRow, LedgerRow, Reading
+from bot.services import evidence, plans
 from bot.services.items import ItemView, item_views
 from bot.services.progress import StatusRules
 from bot.settings import Settings
@@ -65,6 +71,7 @@ def history_rows(session: Session, plan: Plan) -> list[HistoryRow]:
             col(entered.name),
             col(Report.superseded_by_id),
             col(Report.withdrawn_at),
+            col(Report.kind),
         )
         .join(WorkItem, col(WorkItem.id) == Report.item_id)
         .join(Contact, col(Contact.id) == Report.contact_id)
@@ -98,27 +105,77 @@ def history_rows(session: Session, plan: Plan) -> list[HistoryRow]:
             superseded=r[10] is not None,
             withdrawn=r[11] is not None,
             readings=tuple(values.get(r[0], [])),
+            kind=r[12],
         )
         for r in rows
     ]
 
 
 def export_ledger(
-    session: Session, plan: Plan, path: Path, *, settings: Settings, now: datetime
+    session: Session,
+    plan: Plan,
+    path: Path,
+    *,
+    settings: Settings,
+    now: datetime,
+    evidence_dir: Path | None = None,
+    others: Sequence[Plan] | None = None,
 ) -> Path:
-    """Write the plan's ledger workbook to path."""
-    from bot.ledger import write_ledger  # openpyxl is only needed here
+    """Write the plan's ledger workbook to path: its sheet first, then one sheet for each
+    other open plan and the tasks (others; default: every other open plan), the history of
+    them all, and the evidence; with evidence_dir, also the evidence files (a folder per
+    item), each linked from the workbook's evidence sheet."""
+    from bot.ledger import PlanSheet, write_ledger  # openpyxl is only needed here
 
-    views = item_views(
-        session, plan, now=now, tz=settings.tz, rules=StatusRules.from_settings(settings)
-    )
+    rules = StatusRules.from_settings(settings)
+    views = item_views(session, plan, now=now, tz=settings.tz, rules=rules)
+    if others is None:
+        others = [p for p in plans.active_plans(session) if p.id != plan.id]
+    more = [
+        PlanSheet(
+            sheet_name=f"{p.code} {p.title}",
+            plan_title=p.title,
+            rows=ledger_rows(item_views(session, p, now=now, tz=settings.tz, rules=rules)),
+        )
+        for p in others
+    ]
+    history = history_rows(session, plan)
+    for p in others:
+        history += [replace(h, item=f"{p.code}{h.item}") for h in history_rows(session, p)]
     path.parent.mkdir(parents=True, exist_ok=True)
+    files = evidence.ledger_evidence(session, plan)
+    if evidence_dir is not None:
+        files = write_evidence(files, evidence_dir, settings=settings, workbook=path)
     return write_ledger(
         path,
         plan_title=plan.title,
         rows=ledger_rows(views),
-        history=history_rows(session, plan),
+        history=history,
         tz=settings.tz,
         locale=settings.locale,
         generated_at=now,
+        evidence=files,
+        more=more,
     )
+
+
+def write_evidence(
+    rows: list[EvidenceRow], folder: Path, *, settings: Settings, workbook: Path
+) -> list[EvidenceRow]:
+    """Write the standing evidence files into folder, a folder per item; the rows with the
+    link to each file, relative to the workbook where it can be (absolute otherwise)."""
+    store = EvidenceStore.from_settings(settings)
+    written = evidence.export_files(rows, folder, store)
+    base = workbook.resolve().parent
+    linked = []
+    for row in rows:
+        target = written.get((row.item, row.number))
+        if target is None:
+            linked.append(row)
+            continue
+        try:
+            link = Path(os.path.relpath(target.resolve(), base)).as_posix()
+        except ValueError:  # another drive (Windows): an absolute link
+            link = target.resolve().as_uri()
+        linked.append(replace(row, link=link))
+    return linked

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,7 +13,16 @@ from sqlmodel import Session, col, select
 
 from bot.i18n import UserError
 from bot.importer.model import ParsedPlan, ParsedTarget
-from bot.models import Plan, Section, Target, TargetValue, WorkItem, utcnow
+from bot.models import (
+    Assignment,
+    Plan,
+    PlanKind,
+    Section,
+    Target,
+    TargetValue,
+    WorkItem,
+    utcnow,
+)
 from bot.services import audit
 
 
@@ -37,7 +47,17 @@ class ImportResult:
 
 
 # Statements on the chat's hot path are built once (building one costs more than running it).
-_CURRENT_PLAN = select(Plan).order_by(col(Plan.updated_at).desc(), col(Plan.id).desc()).limit(1)
+_CURRENT_PLAN = (
+    select(Plan)
+    .where(col(Plan.closed_at).is_(None), Plan.kind == PlanKind.plan)
+    .order_by(col(Plan.id))
+    .limit(1)
+)
+_ACTIVE_PLANS = (
+    select(Plan)
+    .where(col(Plan.closed_at).is_(None))
+    .order_by(col(Plan.kind), col(Plan.id))  # plans, then the tasks
+)
 _LIVE_ITEM = select(WorkItem).where(
     WorkItem.plan_id == bindparam("plan_id"), col(WorkItem.removed_at).is_(None)
 )
@@ -46,15 +66,94 @@ _ITEM_BY_LABEL = _LIVE_ITEM.where(WorkItem.label == bindparam("label"))
 
 
 def current_plan(session: Session) -> Plan:
-    """The plan people are working on: the one imported or re-imported last."""
+    """The default plan: the open plan imported first (this year's 工作要点 until it is closed;
+    a number without a code means one of its items unless the sender's own items say
+    otherwise, and its items are written without a code)."""
     plan = session.exec(_CURRENT_PLAN).first()
     if plan is None:
         raise UserError("plan.none")
     return plan
 
 
+def active_plans(session: Session) -> list[Plan]:
+    """Every plan not closed, imported plans first (in import order), then the tasks."""
+    return list(session.exec(_ACTIVE_PLANS))
+
+
+def all_plans(session: Session) -> list[Plan]:
+    """Every plan, closed ones included."""
+    return list(session.exec(select(Plan).order_by(col(Plan.kind), col(Plan.id))))
+
+
+def plan_by_code(session: Session, code: str) -> Plan:
+    """The plan with this code (a UserError listing the codes when none)."""
+    wanted = code.strip()
+    for plan in all_plans(session):
+        if plan.code.casefold() == wanted.casefold():
+            return plan
+    codes = "、".join(p.code for p in all_plans(session)) or "—"
+    raise UserError("plan.unknown_code", code=wanted, codes=codes)
+
+
+# The words a plan's title is recognised by, each its default code (a number never ends a
+# code: "民生3" must read as item 3 of 民生).
+CODE_KEYWORDS = ("要点", "民生", "重点", "专项", "督办", "计划")
+TASKS_CODE = "J"
+_CODE_RE = re.compile(r"[A-Za-z\u4e00-\u9fff]{1,8}")
+
+
+def split_ref(ref: str, codes: tuple[str, ...]) -> tuple[str, int] | None:
+    """(code, number) of a reference that carries a plan code ("民生3", "j3"), else None."""
+    folded = ref.strip().casefold()
+    for code in sorted(codes, key=len, reverse=True):
+        head = code.casefold()
+        if folded.startswith(head):
+            rest = folded[len(head) :].strip().lstrip("#＃").removeprefix("第")
+            rest = rest.removesuffix("项").removesuffix("号").strip()
+            if rest.isdecimal() and len(rest) <= 6:
+                return code, int(rest)
+    return None
+
+
+def check_code(code: str) -> str:
+    """A plan code as given, or a UserError: 1-8 letters or Chinese characters, no digits."""
+    code = code.strip()
+    if not _CODE_RE.fullmatch(code):
+        raise UserError("plan.bad_code", code=code[:20])
+    return code
+
+
+def default_code(session: Session, title: str) -> str:
+    """A short code for a new plan: the keyword its title has (要点, 民生 ...), with a letter
+    after it when that is taken (要点B for next year's 要点)."""
+    taken = {p.code.casefold() for p in all_plans(session)}
+    base = next((k for k in CODE_KEYWORDS if k in title), "计划")
+    for suffix in ("", *"BCDEFGHKLMNPQRSTUVWXYZ"):
+        if (base + suffix).casefold() not in taken:
+            return base + suffix
+    raise UserError("plan.no_free_code", title=title)
+
+
+def _claim_code(session: Session, plan: Plan | None, code: str) -> str:
+    code = check_code(code)
+    for other in all_plans(session):
+        if other.code.casefold() == code.casefold() and (plan is None or other.id != plan.id):
+            raise UserError("plan.code_taken", code=code, title=other.title)
+    return code
+
+
+_CODED_RE = re.compile(r"\s*[A-Za-z\u4e00-\u9fff]{1,8}\s*[#＃]?\s*第?\s*\d{1,6}\s*[项号]?\s*")
+
+
 def find_item(session: Session, plan: Plan, ref: str) -> WorkItem:
-    """The live item a person means by its number (9, #9, 第9项) or its document label (三.2)."""
+    """The live item a person means by its number (9, #9, 第9项) or its document label (三.2)
+    in the plan given, or by a reference with a plan code (民生3, J1) in that plan."""
+    if _CODED_RE.fullmatch(ref) and not ref.strip().startswith("第"):
+        coded = split_ref(ref, tuple(p.code for p in all_plans(session)))
+        if coded is not None:
+            code, number = coded
+            plan = plan_by_code(session, code)
+            ref = str(number)
     text = (
         ref.strip().lstrip("#＃").removeprefix("第").removesuffix("项").removesuffix("号").strip()
     )
@@ -160,13 +259,21 @@ def import_plan(
     source_file: str | None,
     actor: str,
     progress: Callable[[], None] | None = None,
+    code: str | None = None,
 ) -> ImportResult:
-    """Store a parsed plan; a re-import keeps assignments and reports and says what changed."""
+    """Store a parsed plan; a re-import keeps assignments and reports and says what changed.
+
+    code: the plan's short code (default: from its title, see `default_code`)."""
     plan = session.exec(select(Plan).where(Plan.title == parsed.title)).first()
     created = plan is None
+    if plan is not None and plan.closed_at is not None:
+        raise UserError("plan.closed", code=plan.code, title=plan.title)
     if plan is None:
-        plan = Plan(title=parsed.title)
+        chosen = _claim_code(session, None, code) if code else default_code(session, parsed.title)
+        plan = Plan(title=parsed.title, code=chosen)
         session.add(plan)
+    elif code and code != plan.code:
+        plan.code = _claim_code(session, plan, code)
     plan.doc_number = parsed.doc_number
     plan.issuer = parsed.issuer
     plan.issued_on = parsed.issued_on
@@ -212,6 +319,8 @@ def import_plan(
             "suggested_deadline": pi.deadline,
         }
         item = items.get(pi.number)
+        if item is not None and item.carried_from_id is not None:
+            raise UserError("plan.number_carried", number=pi.number, code=plan.code)
         if item is None:
             item = WorkItem(plan_id=plan.id, number=pi.number, **fields)
             session.add(item)
@@ -232,6 +341,8 @@ def import_plan(
         else:
             result.unchanged += 1
     for number, item in items.items():
+        if item.carried_from_id is not None:
+            continue  # carried over from last year's plan: not the document's to remove
         if number not in seen and item.removed_at is None:
             item.removed_at = datetime.now(UTC)
             result.removed.append(number)
@@ -249,3 +360,121 @@ def import_plan(
     )
     session.flush()
     return result
+
+
+def tasks_plan(session: Session, *, create: bool = False, title: str = "交办事项") -> Plan | None:
+    """The one list of tasks handed down by command (code J), made on first use."""
+    plan = session.exec(select(Plan).where(Plan.kind == PlanKind.tasks)).first()
+    if plan is None and create:
+        code = TASKS_CODE
+        if TASKS_CODE.casefold() in {p.code.casefold() for p in all_plans(session)}:
+            code = "交办"
+        plan = Plan(title=title, code=code, kind=PlanKind.tasks, issued_on=None)
+        session.add(plan)
+        session.flush()
+        session.add(Section(plan_id=plan.id or 0, number=1, label="一", title=title))
+        session.flush()
+    return plan
+
+
+@dataclass
+class CloseResult:
+    """What closing a plan did."""
+
+    plan: Plan
+    unfinished: list[WorkItem] = field(default_factory=list)
+    carried: list[tuple[WorkItem, WorkItem]] = field(default_factory=list)  # (old, new)
+
+
+def close_plan(
+    session: Session,
+    plan: Plan,
+    *,
+    now: datetime,
+    actor: str,
+    unfinished: list[WorkItem],
+    carry_to: Plan | None = None,
+) -> CloseResult:
+    """Close a plan at year end: read-only from now on, its history kept, no more reminders.
+
+    unfinished: its items not done (the caller decides, by the digest's figures); with
+    carry_to they are copied into that plan (numbers after its last), keeping their
+    assignments and a link to the earlier item and its reports.
+    """
+    if plan.closed_at is not None:
+        raise UserError("plan.already_closed", code=plan.code)
+    if carry_to is not None and (carry_to.closed_at is not None or carry_to.id == plan.id):
+        raise UserError("plan.bad_carry_target", code=carry_to.code)
+    result = CloseResult(plan=plan, unfinished=unfinished)
+    if carry_to is not None and unfinished:
+        assert carry_to.id is not None
+        last = session.exec(
+            select(WorkItem.number)
+            .where(WorkItem.plan_id == carry_to.id)
+            .order_by(col(WorkItem.number).desc())
+            .limit(1)
+        ).first()
+        number = last or 0
+        section = _carry_section(session, carry_to, plan)
+        for old in unfinished:
+            number += 1
+            new = WorkItem(
+                plan_id=carry_to.id,
+                section_id=section.id or 0,
+                number=number,
+                label=str(number),
+                title=old.title,
+                body=old.body,
+                subsection=old.subsection,
+                lead_units=list(old.lead_units),
+                support_units=list(old.support_units),
+                suggested_deadline=None,
+                deadline=None,
+                assigned_by_id=old.assigned_by_id,
+                note=old.note,
+                carried_from_id=old.id,
+            )
+            session.add(new)
+            session.flush()
+            for assignment in session.exec(select(Assignment).where(Assignment.item_id == old.id)):
+                session.add(
+                    Assignment(
+                        item_id=new.id or 0,
+                        contact_id=assignment.contact_id,
+                        role=assignment.role,
+                        deadline=None,
+                    )
+                )
+            result.carried.append((old, new))
+    plan.closed_at = now
+    session.add(plan)
+    audit.record(
+        session,
+        actor=actor,
+        action="plan.close",
+        plan=plan.code,
+        unfinished=[i.number for i in unfinished],
+        carried_to=carry_to.code if carry_to else None,
+        carried=[[old.number, new.number] for old, new in result.carried],
+    )
+    session.flush()
+    return result
+
+
+def _carry_section(session: Session, target: Plan, source: Plan) -> Section:
+    """The section of the target plan that carried-over items go into (made once)."""
+    title = f"{source.title}（结转）"
+    section = session.exec(
+        select(Section).where(Section.plan_id == target.id, Section.title == title)
+    ).first()
+    if section is None:
+        last = session.exec(
+            select(Section.number)
+            .where(Section.plan_id == target.id)
+            .order_by(col(Section.number).desc())
+            .limit(1)
+        ).first()
+        section = Section(plan_id=target.id or 0, number=(last or 0) + 1, label="", title=title)
+        session.add(section)
+        session.flush()
+    return section

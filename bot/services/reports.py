@@ -8,7 +8,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import bindparam
-from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, col, select
 
@@ -23,7 +22,9 @@ from bot.models import (
     TargetValue,
     WorkItem,
 )
-from bot.progress_parser import check_percent
+from bot.progress_parser import check_percent, status_word
+from bot.refcache import detached_row
+from bot.services.assignments import assignees
 from bot.services.items import newest_report
 
 UNDO_WINDOW = timedelta(minutes=10)
@@ -79,6 +80,7 @@ def record_report(
     values: Sequence[tuple[Target, float]] = (),
     source: str = "chat",
     entered_by: Contact | None = None,
+    kind: str = "progress",
 ) -> Report:
     """Record a report with the percent it states, or none (`done` alone states 100).
 
@@ -93,6 +95,9 @@ def record_report(
     if status is None and percent is not None:
         status = ReportStatus.done if percent == 100 else ReportStatus.in_progress
     assert item.id is not None and contact.id is not None
+    plan = session.get(Plan, item.plan_id)  # in the session already on the chat's path
+    if plan is not None and plan.closed_at is not None:
+        raise UserError("plan.closed", code=plan.code, title=plan.title)
     if session.autoflush:
         session.flush()  # Core statements below: pending changes go first, as the ORM would
     earlier = (
@@ -108,6 +113,7 @@ def record_report(
         "status": status,
         "text": text,
         "source": source,
+        "kind": kind,
         "entered_by_id": entered_by.id if entered_by else None,
         "superseded_by_id": None,
         "withdrawn_at": None,
@@ -120,8 +126,7 @@ def record_report(
     report_id = inserted[0]
     # What was recorded, as a detached row (not in the session: a rollback cannot leave an
     # instance behind for a row that no longer exists). Load it to change it.
-    report = Report(id=report_id, **row)
-    make_transient_to_detached(report)
+    report = detached_row(Report, {"id": report_id, **row})
     if corrects and earlier is not None:
         # kept, marked: a correction never deletes
         connection.execute(_SUPERSEDE, {"earlier_id": earlier.id, "report_id": report_id})
@@ -160,37 +165,46 @@ def undo_last(session: Session, contact: Contact, now: datetime) -> tuple[Report
         corrected.superseded_by_id = None  # taking a correction back restores what it replaced
     item = session.get(WorkItem, report.item_id)
     assert item is not None
+    plan = session.get(Plan, item.plan_id)
+    if plan is not None and plan.closed_at is not None:
+        raise UserError("plan.closed", code=plan.code, title=plan.title)
     return report, item
 
 
-def assigned_items(session: Session, plan: Plan, contact: Contact) -> list[WorkItem]:
-    """The live items of the plan assigned to a contact, by number."""
-    return list(
-        session.exec(
-            select(WorkItem)
-            .join(Assignment, col(Assignment.item_id) == WorkItem.id)
-            .where(
-                Assignment.contact_id == contact.id,
-                WorkItem.plan_id == plan.id,
-                col(WorkItem.removed_at).is_(None),
-            )
-            .order_by(col(WorkItem.number))
+def assigned_items(
+    session: Session, plan: Plan | Sequence[Plan], contact: Contact
+) -> list[WorkItem]:
+    """The live items of the plan (or plans, in their order) assigned to a contact, by number."""
+    plans = [plan] if isinstance(plan, Plan) else list(plan)
+    order = {p.id: n for n, p in enumerate(plans)}
+    rows = session.exec(
+        select(WorkItem)
+        .join(Assignment, col(Assignment.item_id) == WorkItem.id)
+        .where(
+            Assignment.contact_id == contact.id,
+            col(WorkItem.plan_id).in_(list(order)),
+            col(WorkItem.removed_at).is_(None),
         )
+        .order_by(col(WorkItem.number))
     )
+    return sorted(rows, key=lambda i: (order[i.plan_id], i.number))
 
 
-def open_items(session: Session, plan: Plan, contact: Contact) -> list[WorkItem]:
+def open_items(session: Session, plan: Plan | Sequence[Plan], contact: Contact) -> list[WorkItem]:
     """A contact's assigned items that are not done yet: neither the newest standing report
     says done nor the item's latest figure is 100% (a note after "已完成" keeps it done)."""
-    out = []
-    for item in assigned_items(session, plan, contact):
-        latest = latest_report(session, item.id or 0)
-        if latest is not None and latest.status == ReportStatus.done:
-            continue
-        if latest is not None and latest_known_percent(session, item.id or 0) == 100:
-            continue
-        out.append(item)
-    return out
+    return [i for i in assigned_items(session, plan, contact) if not item_done(session, i)]
+
+
+def item_done(session: Session, item: WorkItem) -> bool:
+    """Whether an item is done: the newest standing report says done, or its latest figure
+    is 100% (a reopen after either makes it open again)."""
+    latest = latest_report(session, item.id or 0)
+    if latest is not None and latest.kind == "reopen":
+        return False
+    if latest is not None and latest.status == ReportStatus.done:
+        return True
+    return latest is not None and latest_known_percent(session, item.id or 0) == 100
 
 
 def is_assigned(session: Session, item: WorkItem, contact: Contact) -> bool:
@@ -204,3 +218,32 @@ def is_assigned(session: Session, item: WorkItem, contact: Contact) -> bool:
 def item_targets(session: Session, item: WorkItem) -> list[Target]:
     """An item's targets in document order."""
     return list(session.exec(_TARGETS, params={"item_id": item.id}))
+
+
+def parse_status(word: str | None) -> ReportStatus | None:
+    """The status a status word names (done, 已完成, 滞后 ...); None for none given, UserError
+    for a word that names no status."""
+    if not word:
+        return None
+    status = status_word(word)
+    if status is None:
+        raise UserError("report.bad_status", value=word)
+    return status
+
+
+def require_assigned(session: Session, item: WorkItem, contact: Contact) -> None:
+    """UserError, naming who does answer for the item, unless the contact does: a report is
+    recorded only for the item's owners."""
+    if is_assigned(session, item, contact):
+        return
+    assert item.id is not None
+    owners = [c.name for c, _ in assignees(session, [item.id])[item.id]]
+    if not owners:
+        raise UserError("report.cli_unassigned_item", item=item.number, name=contact.name)
+    raise UserError(
+        "report.cli_not_assigned",
+        item=item.number,
+        name=contact.name,
+        owners="、".join(owners),
+        owner=owners[0],
+    )

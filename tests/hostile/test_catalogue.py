@@ -894,11 +894,12 @@ async def test_chat_input_never_chooses_a_file_path(chat: Dialog, tmp_path: Path
 
 
 async def test_a_document_from_chat_is_never_stored(chat: Dialog) -> None:
-    """Files people send (a plan named ../../x.yaml, say) are not taken: text only."""
+    """Files people send are evidence files of the allowed types only (tests/test_evidence.py):
+    a plan named ../../x.yaml is refused, and nothing of it is stored."""
     before = snapshot(chat.engine, data_dir(chat))
     update_id = chat.server.user_sends_document(ZHAO, "../../plan.yaml", b"plan:\n  title: x\n")
     (answer,) = await chat._settle(update_id, ZHAO, len(chat.server.messages_to(ZHAO)))
-    assert "只能处理文字消息" in answer.plain_text
+    assert "这种文件无法作为佐证材料" in answer.plain_text
     assert_answered_only(before, snapshot(chat.engine, data_dir(chat)), case="a document")
 
 
