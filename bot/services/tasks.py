@@ -14,7 +14,7 @@ from datetime import date, datetime
 
 from sqlmodel import Session, col, select
 
-from bot.dates import deadline_label, read_typed_date
+from bot.dates import read_typed_date
 from bot.i18n import Translator, UserError
 from bot.models import (
     Assignment,
@@ -27,7 +27,7 @@ from bot.models import (
     Section,
     WorkItem,
 )
-from bot.services import audit, contacts, plans, reports
+from bot.services import assignments, audit, contacts, plans, reports
 from bot.services.notices import fresh_key, queue_notice
 
 MAX_TITLE = 200
@@ -234,14 +234,9 @@ def reopen(
         )
         .values(superseded_by_id=report.id)
     )
-    owners = list(
-        session.exec(
-            select(Contact)
-            .join(Assignment, col(Assignment.contact_id) == Contact.id)
-            .where(Assignment.item_id == item.id)
-            .order_by(col(Assignment.role), col(Contact.name))
-        )
-    )
+    owners = [
+        contact for contact, _ in assignments.assignees(session, [item.id or 0])[item.id or 0]
+    ]
     for owner in owners:
         queue_notice(
             session,
@@ -257,8 +252,3 @@ def reopen(
         )
     audit.record(session, actor=actor, action="task.reopen", task=ref, reason=reason.strip())
     return owners
-
-
-def deadline_text(item: WorkItem, t: Translator) -> str:
-    """A task's deadline as people read it."""
-    return deadline_label(item.deadline, t)
