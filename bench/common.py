@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from bot import db
 from bot.importer.parse import parse_plan_file
-from bot.models import Assignment, Contact, Role
+from bot.models import Account, Assignment, Contact, Role
 from bot.services import plans
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,11 +41,16 @@ def seed(url: str, officials: int) -> None:
                 name=f"联络员{i:05d}",
                 unit="基础教育科",
                 role=Role.official,
-                telegram_id=FIRST_TELEGRAM_ID + i,
-                wecom_userid=wecom_userid(i),
             )
             session.add(contact)
             session.flush()
+            for platform, account_id in (
+                ("telegram", str(FIRST_TELEGRAM_ID + i)),
+                ("wecom", wecom_userid(i)),
+            ):
+                session.add(
+                    Account(contact_id=contact.id or 0, platform=platform, account_id=account_id)
+                )
             item = items[i % len(items)]
             session.add(Assignment(item_id=item.id or 0, contact_id=contact.id or 0))
         session.commit()

@@ -44,7 +44,7 @@ from bench.common import (
 )
 from bot import db
 from bot.importer.parse import parse_plan_file
-from bot.models import Assignment, AssignmentRole, Contact, Outbox, Role, utcnow
+from bot.models import Account, Assignment, AssignmentRole, Contact, Outbox, Role, utcnow
 from bot.services import plans
 from bot.services.progress import StatusRules
 from bot.settings import Settings
@@ -76,20 +76,32 @@ def seed(url: str, contacts: int) -> None:
                     "name": f"联络员{i:05d}",
                     "unit": "基础教育科",
                     "role": Role.official,
-                    "telegram_id": FIRST_TELEGRAM_ID + i,
                     "active": True,
                     "created_at": now,
                 }
                 for i in range(contacts)
             ],
         )
-        contact_of = dict(
+        ids = dict(
             conn.execute(
-                sa.select(col(Contact.telegram_id), col(Contact.id)).where(
-                    col(Contact.telegram_id) >= FIRST_TELEGRAM_ID
+                sa.select(col(Contact.name), col(Contact.id)).where(
+                    col(Contact.name).like("联络员%")
                 )
             ).all()
         )
+        conn.execute(
+            sa.insert(Account),
+            [
+                {
+                    "contact_id": ids[f"联络员{i:05d}"],
+                    "platform": "telegram",
+                    "account_id": str(FIRST_TELEGRAM_ID + i),
+                    "created_at": now,
+                }
+                for i in range(contacts)
+            ],
+        )
+        contact_of = {FIRST_TELEGRAM_ID + i: ids[f"联络员{i:05d}"] for i in range(contacts)}
         conn.execute(
             sa.insert(Assignment),
             [

@@ -7,19 +7,18 @@ import contextlib
 import logging
 import signal
 from datetime import timedelta
-from typing import Protocol
 
 import uvicorn
 from sqlalchemy.engine import Engine
-from starlette.routing import BaseRoute
 
 from bot import db, inbox
 from bot.board.routes import board_routes
+from bot.channels import registry
+from bot.channels.spec import Channel, ChannelDeps, GroupSender
 from bot.chat import ChatCore
 from bot.clock import Clock, system_clock
 from bot.db_errors import describe
 from bot.db_health import DatabaseHealth
-from bot.i18n import UserError
 from bot.redaction import Redactor, install_redaction
 from bot.settings import Settings
 from bot.web import EmbeddedServer, build_web_app
@@ -34,37 +33,28 @@ SHUTDOWN_GRACE = 8.0  # seconds; `duban run` must be down within 10 s of SIGTERM
 RETRY_FIRST, RETRY_MAX = 1.0, 30.0  # seconds between tries to reach the database at start
 
 
-class Channel(Protocol):
-    """A running chat platform connection."""
-
-    platform: str
-
-    async def start(self) -> None:
-        """Connect and begin receiving."""
-
-    async def stop(self) -> None:
-        """Stop receiving, finish what is in flight, disconnect."""
-
-    def routes(self) -> list[BaseRoute]:
-        """Web routes this channel needs (webhooks, callbacks)."""
-        ...
-
-
-WECOM_KEYS = ("wecom_corp_id", "wecom_agent_id", "wecom_secret", "wecom_token", "wecom_aes_key")
-
-
 def configured_channels(settings: Settings) -> list[str]:
-    """The platforms whose settings are complete (a half-configured WeCom is an error)."""
-    found = []
-    if settings.telegram_bot_token is not None:
-        found.append("telegram")
-    wecom = [getattr(settings, key) is not None for key in WECOM_KEYS]
-    if all(wecom):
-        found.append("wecom")
-    elif any(wecom):
-        missing = [key.upper() for key, set_ in zip(WECOM_KEYS, wecom, strict=True) if not set_]
-        raise UserError("run.wecom_incomplete", missing=", ".join(missing))
-    return found
+    """The platforms whose settings are complete (a half-configured one is an error)."""
+    return [spec.name for spec in registry.configured(settings)]
+
+
+class GroupRobots:
+    """Every configured group robot as one: the leaders' group digest goes to each."""
+
+    def __init__(self, robots: list[GroupSender]) -> None:
+        self.robots = robots
+
+    async def send_markdown(self, text: str) -> int:
+        """Send to every robot; raises the first failure after trying them all."""
+        sent, failure = 0, None
+        for robot in self.robots:
+            try:
+                sent += await robot.send_markdown(text)
+            except Exception as exc:
+                failure = failure or exc
+        if failure is not None:
+            raise failure
+        return sent
 
 
 class DubanApp:
@@ -87,28 +77,15 @@ class DubanApp:
         self.router = build_router()
         self.core = ChatCore(self.engine, settings, self.router, clock=clock)
         self.channels: list[Channel] = []
-        if settings.telegram_bot_token is not None:
-            if settings.telegram_webhook_url and settings.telegram_webhook_secret is None:
-                raise UserError("run.webhook_secret")
-            from bot.channels.telegram import TelegramChannel, prepare_runtime
-
-            prepare_runtime()
-            telegram = TelegramChannel(settings, self.core, self.engine, self.router)
-            self.core.add_messenger(telegram.messenger)
-            self.channels.append(telegram)
-        if "wecom" in configured_channels(settings):
-            from bot.channels.wecom import WeComChannel
-
-            wecom = WeComChannel(settings, self.core)
-            self.core.add_messenger(wecom.messenger)
-            self.channels.append(wecom)
-        group = None
-        if settings.wecom_group_webhook_key is not None:
-            from bot.channels.wecom_group import GroupRobot
-
-            group = GroupRobot(
-                settings.wecom_api_base_url, settings.wecom_group_webhook_key.get_secret_value()
-            )
+        deps = ChannelDeps(
+            settings=settings, core=self.core, engine=self.engine, router=self.router
+        )
+        for spec in registry.configured(settings):
+            channel = spec.build(deps)
+            self.core.add_messenger(channel.messenger)
+            self.channels.append(channel)
+        robots = registry.groups(settings)
+        group = GroupRobots(robots) if len(robots) > 1 else robots[0] if robots else None
         self.dispatcher = Dispatcher(
             self.engine,
             self.core.messengers,

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bot import inbox, outbox
+from bot.channels import registry
 from bot.chat_wording import for_chat
 from bot.clock import Clock, system_clock
 from bot.dblane import DatabaseLane
@@ -35,7 +36,17 @@ from bot.events import (
 from bot.evidence import EvidenceStore
 from bot.i18n import Translator, UserError
 from bot.inbox import Received, mark_handled
-from bot.models import Assignment, Contact, InboxEntry, Plan, PlanKind, Report, Role, WorkItem
+from bot.models import (
+    Account,
+    Assignment,
+    Contact,
+    InboxEntry,
+    Plan,
+    PlanKind,
+    Report,
+    Role,
+    WorkItem,
+)
 from bot.progress_parser import MAX_REPORT_LENGTH
 from bot.refcache import MISSING, ReferenceCache, attach, detached_copy
 from bot.router import Router
@@ -60,15 +71,18 @@ log = logging.getLogger(__name__)
 MAX_TEXT = MAX_REPORT_LENGTH  # the longest message handled (one home: the parser)
 
 
-_SENDER_WHERE = {
-    "telegram": Contact.telegram_id == bindparam("sender"),
-    "wecom": Contact.wecom_userid == bindparam("sender"),
-    "console": Contact.name == bindparam("sender"),
-}
 _ACTIVE = Contact.active == True  # noqa: E712
-_SENDER_QUERIES = {
-    platform: select(Contact).where(_ACTIVE, where) for platform, where in _SENDER_WHERE.items()
-}
+# The sender by a platform account, or by name (the console).
+_BY_ACCOUNT = (
+    select(Contact)
+    .join(Account, col(Account.contact_id) == Contact.id)
+    .where(
+        _ACTIVE,
+        Account.platform == bindparam("platform"),
+        Account.account_id == bindparam("sender"),
+    )
+)
+_BY_NAME = select(Contact).where(_ACTIVE, Contact.name == bindparam("sender"))
 # The sender and the current plan in one round trip (every handled update needs both).
 _CURRENT_PLAN_ID = (
     select(Plan.id)
@@ -90,28 +104,43 @@ _MINE_BY_NUMBER = (
     )
     .order_by(col(Plan.id))
 )
-_SENDER_AND_PLAN = {
-    platform: select(Contact, Plan)
+_SENDER_AND_PLAN_BY_ACCOUNT = (
+    select(Contact, Plan)
+    .join(Account, col(Account.contact_id) == Contact.id)
     .outerjoin(Plan, col(Plan.id) == _CURRENT_PLAN_ID)
-    .where(_ACTIVE, where)
-    for platform, where in _SENDER_WHERE.items()
-}
+    .where(
+        _ACTIVE,
+        Account.platform == bindparam("platform"),
+        Account.account_id == bindparam("sender"),
+    )
+)
+_SENDER_AND_PLAN_BY_NAME = (
+    select(Contact, Plan)
+    .outerjoin(Plan, col(Plan.id) == _CURRENT_PLAN_ID)
+    .where(_ACTIVE, Contact.name == bindparam("sender"))
+)
 
 
-def _sender_param(platform: str, sender_id: str) -> str | int | None:
-    if platform not in _SENDER_WHERE:
+def _sender_param(platform: str, sender_id: str) -> tuple[bool, str] | None:
+    """(by name?, the stored form of the sender's id), or None when no channel has such an
+    account (an unknown platform, an id that cannot be one)."""
+    spec = registry.spec_of(platform)
+    if spec is None:
         return None
-    if platform == "telegram":
-        return int(sender_id) if sender_id.lstrip("-").isdigit() else None
-    return sender_id
+    if spec.by_name:
+        return True, sender_id
+    account = spec.account(sender_id)
+    return None if account is None else (False, account)
 
 
 def find_sender(session: Session, platform: str, sender_id: str) -> Contact | None:
     """The active contact behind a platform account, or None."""
-    sender = _sender_param(platform, sender_id)
-    if sender is None:
+    found = _sender_param(platform, sender_id)
+    if found is None:
         return None
-    return session.exec(_SENDER_QUERIES[platform], params={"sender": sender}).first()
+    by_name, sender = found
+    query = _BY_NAME if by_name else _BY_ACCOUNT
+    return session.exec(query, params={"sender": sender, "platform": platform}).first()
 
 
 def find_sender_and_plan(
@@ -119,20 +148,24 @@ def find_sender_and_plan(
 ) -> tuple[Contact | None, Plan | None]:
     """The active contact behind a platform account and the current plan (when both exist;
     the plan is None also when the sender is unknown)."""
-    sender = _sender_param(platform, sender_id)
-    if sender is None:
+    found = _sender_param(platform, sender_id)
+    if found is None:
         return None, None
-    row = session.exec(_SENDER_AND_PLAN[platform], params={"sender": sender}).first()
+    by_name, sender = found
+    query = _SENDER_AND_PLAN_BY_NAME if by_name else _SENDER_AND_PLAN_BY_ACCOUNT
+    row = session.exec(query, params={"sender": sender, "platform": platform}).first()
     return (None, None) if row is None else (row[0], row[1])
 
 
-def chat_address(contact: Contact, platforms: Iterable[str]) -> tuple[str, str] | None:
-    """Where a contact is reached privately on the running platforms (WeCom first), or None."""
+def chat_address(
+    contact: Contact, held: dict[str, str], platforms: Iterable[str]
+) -> tuple[str, str] | None:
+    """Where a contact is reached privately on the running platforms, or None: of the
+    accounts they hold ({platform: account id}), the one whose channel comes first by
+    priority; the console (people known by name) last."""
     running = set(platforms)
-    if contact.wecom_userid and "wecom" in running:
-        return "wecom", contact.wecom_userid
-    if contact.telegram_id is not None and "telegram" in running:
-        return "telegram", str(contact.telegram_id)
+    for platform in registry.by_priority(running & set(held)):
+        return platform, held[platform]
     if "console" in running:
         return "console", contact.name
     return None
@@ -348,6 +381,15 @@ def write_delivered(engine: Engine, delivered: list[Delivered]) -> None:
 Notify = Callable[[], Awaitable[object]]
 
 
+def _outcome(fn: Callable[[IncomingMessage], Any], event: IncomingMessage) -> tuple[bool, Any]:
+    """fn(event) as a grouped job's outcome (bot.dblane.Outcome): (True, its result) or
+    (False, its exception)."""
+    try:
+        return True, fn(event)
+    except Exception as exc:
+        return False, exc
+
+
 class ChatCore:
     """Runs every incoming event through dedupe, sender lookup, the router and delivery."""
 
@@ -369,6 +411,9 @@ class ChatCore:
         # SQLite takes one writer at a time: one database thread avoids lock waits entirely,
         # and it takes whatever queued up in one hand-off. PostgreSQL gets parallel workers.
         sqlite = engine.dialect.name == "sqlite"
+        # On SQLite the updates queued together are handled in one transaction (one COMMIT,
+        # a savepoint each: `process_group`); PostgreSQL keeps one transaction per update.
+        self._group_commit = sqlite
         self._db = DatabaseLane(
             workers=1 if sqlite else 8,
             batch=64 if sqlite else 1,  # several workers: a slow job holds up no other
@@ -411,7 +456,7 @@ class ChatCore:
             event = await self._fetch(event)
         stored = event.attachment.stored if event.attachment is not None else None
         try:
-            result = await self._db.run(self.process, event)
+            result = await self.processed(event)
         finally:
             if stored is not None:
                 self.files.handled(stored.sha256)
@@ -455,6 +500,15 @@ class ChatCore:
         known = await self._db.run(self._known_sender, event)
         return await self.files.receive(fetcher, event) if known else event
 
+    async def processed(self, event: IncomingMessage) -> tuple[list[Outgoing], bool] | None:
+        """`process` on the database lane (on SQLite grouped with the updates queued beside
+        it); its result only once its transaction has committed."""
+        if self._group_commit:
+            result: tuple[list[Outgoing], bool] | None
+            result = await self._db.run_grouped(self.process_group, event)
+            return result
+        return await self._db.run(self.process, event)
+
     def _known_sender(self, event: IncomingMessage) -> bool:
         with Session(self.engine) as session:
             return find_sender(session, event.platform, event.sender_id) is not None
@@ -484,22 +538,7 @@ class ChatCore:
             if not fresh:
                 log.info("duplicate update %s:%s ignored", event.platform, event.update_id)
                 return None
-            ctx = ChatContext(
-                event=event,
-                contact=None,
-                session=session,
-                settings=self.settings,
-                t=self.t,
-                now=now,
-                router=self.router,
-                files=self.files,
-            )
-            if version is None:  # the counter's row was deleted: no caching until it is back
-                self.cache.clear()
-            else:
-                self.cache.seen(version)
-                ctx.cache, ctx.cache_version = self.cache, version
-            ctx.contact, ctx.known_plan = self._sender_and_plan(ctx)
+            ctx = self._context(session, event, now, version)
             try:
                 self._dispatch(ctx)
                 replies = self._keep(session, event, ctx.outgoing, now)
@@ -521,6 +560,122 @@ class ChatCore:
             )
             session.commit()
             return replies, False
+
+    def process_group(self, events: list[IncomingMessage]) -> list[tuple[bool, Any]]:
+        """`process` for several events in one SQLite transaction: one COMMIT for all of them
+        (the largest single cost of an update), a savepoint for each.
+
+        Each event is marked handled, then handled within its own savepoint: one whose handler
+        fails is rolled back to it and answered with its error, as `process` would, and leaves
+        the others be. Nothing is handed back before the COMMIT, so no reply goes out before
+        its rows are durable; what the transaction loaded is cached only after it. When the
+        transaction as a whole fails (its COMMIT, a statement outside any handler, a failed
+        flush, which rolls back more than the savepoint), nothing of it is kept and each event
+        is processed again on its own.
+        """
+        if len(events) == 1 or not self._group_commit:
+            return [_outcome(self.process, event) for event in events]
+        loaded: list[dict[Hashable, tuple[int, Any]]] = []
+        try:
+            results = self._process_together(events, loaded)
+        except Exception:
+            log.warning("%d updates failed together; each is handled on its own", len(events))
+            log.debug("the group failed", exc_info=True)
+            return [_outcome(self.process, event) for event in events]
+        for entries in loaded:
+            self.cache.store(entries)
+        return [(True, result) for result in results]
+
+    def _process_together(
+        self, events: list[IncomingMessage], loaded: list[dict[Hashable, tuple[int, Any]]]
+    ) -> list[tuple[list[Outgoing], bool] | None]:
+        with self.engine.connect() as conn:
+            try:
+                conn.begin()
+                raw: Any = conn.connection.driver_connection  # the sqlite3 connection
+                # The sqlite3 module's legacy transaction control begins a transaction only
+                # before INSERT/UPDATE/DELETE: a SAVEPOINT before it would be a transaction of
+                # its own, and its RELEASE a COMMIT.
+                if not raw.in_transaction:
+                    raw.execute("BEGIN IMMEDIATE")
+
+                def session() -> Session:  # joins the group's transaction; commit flushes
+                    return Session(
+                        conn, expire_on_commit=False, join_transaction_mode="rollback_only"
+                    )
+
+                results = [
+                    self._process_within(event, session, raw.execute, loaded) for event in events
+                ]
+                if not raw.in_transaction:  # SQLite rolled it back (a full disk, say)
+                    raise RuntimeError("the group's transaction ended before its COMMIT")
+                conn.commit()
+            except BaseException:
+                # Closed, never back to the pool: after a failed COMMIT the pool may take the
+                # connection for reset and hand it out again inside the failed transaction.
+                conn.invalidate()
+                raise
+        return results
+
+    def _process_within(
+        self,
+        event: IncomingMessage,
+        session: Callable[[], Session],
+        sql: Callable[[str], object],
+        loaded: list[dict[Hashable, tuple[int, Any]]],
+    ) -> tuple[list[Outgoing], bool] | None:
+        """`process` inside the group's transaction (`session` makes a session in it, `sql`
+        runs a statement on its connection), the handler within a savepoint. A savepoint
+        that is gone (the transaction was rolled back under it) fails the whole group."""
+        now = self.clock()
+        with session() as s:
+            fresh, version = self._mark_processed(s, event, now)
+            if not fresh:
+                log.info("duplicate update %s:%s ignored", event.platform, event.update_id)
+                return None
+            sql("SAVEPOINT duban_update")
+            ctx = self._context(s, event, now, version)
+            try:
+                self._dispatch(ctx)
+                replies = self._keep(s, event, ctx.outgoing, now)
+                s.commit()
+                sql("RELEASE duban_update")
+                loaded.append(ctx.cache_loaded)
+                return replies, bool(s.info.pop(OUTBOX_TOUCHED, False))
+            except UserError as exc:
+                message = for_chat(exc).render(self.t)  # in chat, the chat's wording
+            except Exception:
+                log.exception("handler failed for %s update %s", event.platform, event.update_id)
+                message = self.t("chat.internal_error")
+        # As in `process`: nothing of the handler's is kept, the mark (before the savepoint) is.
+        sql("ROLLBACK TO duban_update")
+        sql("RELEASE duban_update")
+        with session() as s:
+            replies = self._keep(s, event, [Outgoing(chat_id=event.chat_id, text=message)], now)
+            s.commit()
+        return replies, False
+
+    def _context(
+        self, session: Session, event: IncomingMessage, now: datetime, version: int | None
+    ) -> ChatContext:
+        """The handler's view of an update, with the sender and the current plan."""
+        ctx = ChatContext(
+            event=event,
+            contact=None,
+            session=session,
+            settings=self.settings,
+            t=self.t,
+            now=now,
+            router=self.router,
+            files=self.files,
+        )
+        if version is None:  # the counter's row was deleted: no caching until it is back
+            self.cache.clear()
+        else:
+            self.cache.seen(version)
+            ctx.cache, ctx.cache_version = self.cache, version
+        ctx.contact, ctx.known_plan = self._sender_and_plan(ctx)
+        return ctx
 
     def _keep(
         self, session: Session, event: IncomingMessage, outgoing: list[Outgoing], now: datetime

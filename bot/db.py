@@ -145,21 +145,27 @@ def _revision_lines(source: str) -> dict[str, Any]:
     return found
 
 
-def is_at_head(engine: Engine) -> bool:
-    """Whether the database is at the newest migration, in one query and without Alembic.
+def _stamped(engine: Engine) -> list[str] | None:
+    """The revisions stamped in alembic_version, in one query and without Alembic; None when
+    there is no such table (a new database).
 
-    Only the query is allowed to fail (no version table yet: a new database): an error in
-    connecting is the caller's, as it would be Alembic's.
+    Only the query is allowed to fail: an error in connecting is the caller's, as it would be
+    Alembic's.
     """
+    with engine.connect() as conn:
+        try:
+            rows = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
+        except sa.exc.DBAPIError:
+            return None
+    return [row[0] for row in rows]
+
+
+def is_at_head(engine: Engine) -> bool:
+    """Whether the database is at the newest migration, in one query and without Alembic."""
     head = head_revision()
     if head is None:
         return False
-    with engine.connect() as conn:
-        try:
-            stamped = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
-        except sa.exc.DBAPIError:
-            return False
-    return [row[0] for row in stamped] == [head]
+    return _stamped(engine) == [head]
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -169,7 +175,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         return
     from alembic import command
 
-    with engine.begin() as conn:
+    with _migrating(engine) as conn:
         cfg = alembic_config(engine)
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
@@ -179,10 +185,47 @@ def downgrade(engine: Engine, revision: str) -> None:
     """Revert migrations down to revision."""
     from alembic import command
 
-    with engine.begin() as conn:
+    with _migrating(engine) as conn:
         cfg = alembic_config(engine)
         cfg.attributes["connection"] = conn
         command.downgrade(cfg, revision)
+
+
+class MigrationIntegrityError(RuntimeError):
+    """A migration left rows whose foreign keys point nowhere (nothing was committed)."""
+
+
+@contextmanager
+def _migrating(engine: Engine) -> Iterator[sa.Connection]:
+    """A connection in one transaction for migrations. On SQLite, foreign keys are off while
+    migrating: a table is altered by copying it and dropping the old one, and with foreign
+    keys on, that drop deletes (ON DELETE CASCADE) or refuses (a reference) the rows of every
+    table pointing at it. The references are checked before the commit instead. On PostgreSQL,
+    deferred triggers fire at once (see below)."""
+    with engine.connect() as conn:
+        sqlite = conn.dialect.name == "sqlite"
+        if sqlite:  # only outside a transaction does SQLite take this pragma
+            conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            conn.commit()
+        try:
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    # The cache_version triggers are deferred: rows a migration updates would
+                    # leave trigger events pending, and PostgreSQL refuses to ALTER a table
+                    # that has them. Fired at once instead, they leave none.
+                    conn.exec_driver_sql("SET CONSTRAINTS ALL IMMEDIATE")
+                yield conn
+                if sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        tables = sorted({str(row[0]) for row in broken})
+                        raise MigrationIntegrityError(
+                            f"{len(broken)} rows of {', '.join(tables)} point at missing rows"
+                        )
+        finally:
+            if sqlite:
+                conn.exec_driver_sql("PRAGMA foreign_keys=ON")
+                conn.commit()
 
 
 def sample_path(name: str) -> Path:
@@ -191,8 +234,14 @@ def sample_path(name: str) -> Path:
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The migration revision the database is at."""
+    """The migration revision the database is at (None before the first), in one query; Alembic
+    only says what is wrong when several are stamped (branches)."""
+    stamped = _stamped(engine)
+    if not stamped:
+        return None
+    if len(stamped) == 1:
+        return stamped[0]
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return MigrationContext.configure(conn).get_current_revision()  # raises: several heads

@@ -5,6 +5,11 @@
 database work itself. A lane keeps one queue: a worker thread takes everything waiting (up to
 `batch` jobs), runs it, and resolves all their futures with one wake-up of the loop.
 
+Jobs queued with `run_grouped` for the same function that sit side by side in a batch go to
+that function together, as one call with the list of their items: the chat core handles them
+in one transaction (one COMMIT for the lot, a savepoint each). The function answers for each
+item, and every caller gets its own answer only once the call has returned.
+
 Work that nobody waits for (`defer`) is collected and written together, in one transaction,
 before the next batch runs, so a job queued after an item was deferred sees it: Duban defers
 the links it records after a reply is sent, and a reply to that message finds its link.
@@ -23,11 +28,15 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# What a grouped function answers for each item: (True, its result) or (False, its exception).
+Outcome = tuple[bool, Any]
+GroupFn = Callable[[list[Any]], list[Outcome]]
+
 _STOP = object()
 
 
 class _Job:
-    __slots__ = ("args", "fn", "future", "loop")
+    __slots__ = ("args", "fn", "future", "grouped", "loop")
 
     def __init__(
         self,
@@ -35,11 +44,14 @@ class _Job:
         args: tuple[Any, ...],
         loop: asyncio.AbstractEventLoop,
         future: asyncio.Future[Any],
+        *,
+        grouped: bool = False,
     ) -> None:
         self.fn = fn
         self.args = args
         self.loop = loop
         self.future = future
+        self.grouped = grouped  # fn takes a list of items (args[0] is this job's)
 
 
 def _settle(outcomes: list[tuple[asyncio.Future[Any], bool, Any]]) -> None:
@@ -93,6 +105,18 @@ class DatabaseLane:
         self._queue.put(_Job(fn, args, loop, future))
         return await future
 
+    async def run_grouped(self, fn: GroupFn, item: Any) -> Any:
+        """Run `fn([item, ...])` on a worker together with the items of the jobs queued for the
+        same `fn` right beside this one in its batch (in queue order), and return this item's
+        result (or raise its exception). `fn` answers with one `Outcome` per item, in order;
+        when it raises, every item of the call gets that exception."""
+        if self._closed:
+            raise RuntimeError("the database lane is closed")
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.put(_Job(fn, (item,), loop, future, grouped=True))
+        return await future
+
     def defer(self, item: Any) -> None:
         """Hand an item to the `deferred` writer; it is written before the next batch runs."""
         if self._deferred_fn is None:
@@ -142,12 +166,9 @@ class DatabaseLane:
     def _run_batch(self, jobs: list[_Job]) -> None:
         outcomes: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], bool, Any]]]
         outcomes = {}
-        for job in jobs:
-            try:
-                value, ok = job.fn(*job.args), True
-            except BaseException as exc:  # handed to the awaiting coroutine
-                value, ok = exc, False
-            outcomes.setdefault(job.loop, []).append((job.future, ok, value))
+        for group in _groups(jobs):
+            for job, (ok, value) in zip(group, _run(group), strict=True):
+                outcomes.setdefault(job.loop, []).append((job.future, ok, value))
         for loop, settled in outcomes.items():
             try:
                 loop.call_soon_threadsafe(_settle, settled)
@@ -181,3 +202,29 @@ class DatabaseLane:
             except BaseException:
                 lost += 1
         log.error("writing %d deferred records together failed; %d lost", len(items), lost)
+
+
+def _groups(jobs: list[_Job]) -> list[list[_Job]]:
+    """The batch in order, grouped jobs for the same function side by side taken together."""
+    groups: list[list[_Job]] = []
+    for job in jobs:
+        last = groups[-1][-1] if groups else None
+        if job.grouped and last is not None and last.grouped and last.fn == job.fn:
+            groups[-1].append(job)
+        else:
+            groups.append([job])
+    return groups
+
+
+def _run(group: list[_Job]) -> list[Outcome]:
+    """Run one job, or one call for a group; an exception becomes the outcome of each."""
+    first = group[0]
+    try:
+        if not first.grouped:
+            return [(True, first.fn(*first.args))]
+        outcomes = first.fn([job.args[0] for job in group])
+        if len(outcomes) != len(group):
+            raise RuntimeError(f"{len(outcomes)} outcomes for {len(group)} grouped jobs")
+        return outcomes
+    except BaseException as exc:  # handed to the awaiting coroutines
+        return [(False, exc)] * len(group)

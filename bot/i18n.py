@@ -15,7 +15,11 @@ LOCALES = ("zh-CN", "en")
 DEFAULT_LOCALE = "zh-CN"
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
+# libyaml's parser when PyYAML was built with it (about eight times faster on the catalogs)
+_SAFE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _UniqueKeyLoader(_SAFE_LOADER):  # type: ignore[misc,valid-type]
     """A YAML loader that refuses a key given twice (PyYAML keeps the last silently)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -30,8 +34,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 @cache
 def _catalog(locale: str) -> dict[str, str]:
-    """The flat catalog of a locale: templates/locales/<locale>.yaml plus <locale>.*.yaml parts."""
+    """The flat catalog of a locale: templates/locales/<locale>.yaml plus <locale>.*.yaml parts,
+    and each channel package's locales/<locale>.yaml (its own words: `channel.<name>.*`)."""
     folder: Path = resource_dir("templates") / "locales"
+    channels = Path(__file__).resolve().parent / "channels"
     flat: dict[str, str] = {}
 
     def walk(prefix: str, node: Any, source: str) -> None:
@@ -43,7 +49,12 @@ def _catalog(locale: str) -> dict[str, str]:
             raise ValueError(f"{source}: message key {prefix!r} is defined twice")
         flat[prefix] = str(node).rstrip("\n")
 
-    for path in [folder / f"{locale}.yaml", *sorted(folder.glob(f"{locale}.*.yaml"))]:
+    parts = [
+        folder / f"{locale}.yaml",
+        *sorted(folder.glob(f"{locale}.*.yaml")),
+        *sorted(channels.glob(f"*/locales/{locale}.yaml")),
+    ]
+    for path in parts:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
         walk("", data, path.name)
     return flat
@@ -69,6 +80,15 @@ class Translator:
     def __call__(self, key: str, **params: Any) -> str:
         """Render the message key with its parameters."""
         template = _catalog(self.locale).get(key) or _catalog(DEFAULT_LOCALE)[key]
+        if any(type(value) is dict for value in params.values()):
+            # a parameter that is itself a message ({"key": ..., "params": {...}}), e.g. a
+            # channel's name, is said in this locale
+            params = {
+                name: self(value["key"], **value.get("params", {}))
+                if type(value) is dict and "key" in value
+                else value
+                for name, value in params.items()
+            }
         return template.format(**params)
 
 

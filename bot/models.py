@@ -176,9 +176,23 @@ class Contact(SQLModel, table=True):
     name: str = Field(index=True, unique=True)
     unit: str = ""
     role: Role = Field(default=Role.official, sa_type=_enum(Role))
-    telegram_id: int | None = Field(default=None, sa_type=sa.BigInteger, unique=True)
-    wecom_userid: str | None = Field(default=None, unique=True)
     active: bool = True
+    created_at: datetime = _created()
+
+
+class Account(SQLModel, table=True):
+    """A contact's account on one chat platform (bot/channels): one per platform and contact,
+    and an account id belongs to one contact."""
+
+    __table_args__ = (
+        sa.UniqueConstraint("platform", "account_id"),
+        sa.UniqueConstraint("contact_id", "platform"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True, ondelete="CASCADE")
+    platform: str
+    account_id: str
     created_at: datetime = _created()
 
 
@@ -346,7 +360,7 @@ class CacheVersion(SQLModel, table=True):
 
 
 # The tables whose every change must bump cache_version (migration 0005 made the triggers).
-CACHED_TABLES = ("contact", "plan", "section", "work_item", "assignment")
+CACHED_TABLES = ("contact", "account", "plan", "section", "work_item", "assignment")
 
 
 class WebToken(SQLModel, table=True):

@@ -39,11 +39,14 @@ _SHAPES = (
     # a Telegram bot token, and whatever stands in a Bot API URL's /bot<token>/
     r"(?<!\d)\d{5,}:[A-Za-z0-9_-]{30,}",
     r"(?P<keep>/bot)[^/\s?#'\"]*:[^/\s?#'\"]+",
+    # a Feishu / Lark custom bot's webhook token, in its path
+    r"(?P<keep>/open-apis/bot/v2/hook/)[^/\s?#'\"]+",
     # secrets in a query string (also URL-encoded inside another URL)
-    r"(?P<keep>(?:[?&]|%3[Ff]|%26)(?:key|corpsecret|access_token|secret|token|password)"
+    r"(?P<keep>(?:[?&]|%3[Ff]|%26)(?:key|corpsecret|access_token|secret|token|password|ticket)"
     r"(?:=|%3[Dd]))" + _VALUE,
     # name=value, name: value, 'name': 'value' for the names that are always secret
-    r"(?P<keep>\b(?:corpsecret|access_token|secret_token|password|encoding_?aes_?key)"
+    r"(?P<keep>\b(?:corpsecret|access_token|secret_token|password|encoding_?aes_?key"
+    r"|tenant_access_token|app_?secret|client_?secret|accessToken|appSecret|clientSecret)"
     r"['\"]?\s*(?:[:=]|%3[Dd])\s*['\"]?)" + _VALUE,
 )
 # One pass over the text: the shapes side by side, each `keep` group named apart.

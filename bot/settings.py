@@ -14,6 +14,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_TELEGRAM_API = "https://api.telegram.org/bot"
 DEFAULT_WECOM_API = "https://qyapi.weixin.qq.com/cgi-bin/"
+DEFAULT_DINGTALK_API = "https://api.dingtalk.com"
+DEFAULT_DINGTALK_OAPI = "https://oapi.dingtalk.com"
+DEFAULT_FEISHU_DOMAIN = "https://open.feishu.cn"
 
 
 class Settings(BaseSettings):
@@ -46,6 +49,22 @@ class Settings(BaseSettings):
     wecom_aes_key: SecretStr | None = None
     wecom_api_base_url: str = DEFAULT_WECOM_API
     wecom_group_webhook_key: SecretStr | None = None
+
+    # DingTalk (钉钉): an internal app's robot in Stream mode (no public callback URL).
+    dingtalk_client_id: str | None = None  # the app's Client ID (AppKey)
+    dingtalk_client_secret: SecretStr | None = None  # its Client Secret (AppSecret)
+    dingtalk_robot_code: str | None = None  # the robot's code; the Client ID when unset
+    dingtalk_api_base_url: str = DEFAULT_DINGTALK_API  # OpenAPI and the Stream gateway
+    dingtalk_oapi_base_url: str = DEFAULT_DINGTALK_OAPI  # the group custom robot's webhook
+    dingtalk_group_access_token: SecretStr | None = None  # the group robot's access_token
+    dingtalk_group_secret: SecretStr | None = None  # its signing secret (SEC...)
+
+    # Feishu / Lark (飞书): a custom app's bot over the long connection (no public URL).
+    feishu_app_id: str | None = None
+    feishu_app_secret: SecretStr | None = None
+    feishu_domain: str = DEFAULT_FEISHU_DOMAIN  # https://open.larksuite.com for Lark
+    feishu_group_webhook_token: SecretStr | None = None  # the group bot's hook token
+    feishu_group_secret: SecretStr | None = None  # its signing secret
 
     # Charts, exports and evidence files; unset or empty: duban-data beside the SQLite file.
     data_dir: Path = Path("duban-data")
@@ -99,13 +118,27 @@ class Settings(BaseSettings):
         "wecom_token",
         "wecom_aes_key",
         "wecom_group_webhook_key",
+        "dingtalk_client_secret",
+        "dingtalk_group_access_token",
+        "dingtalk_group_secret",
+        "feishu_app_secret",
+        "feishu_group_webhook_token",
+        "feishu_group_secret",
         mode="before",
     )
     @classmethod
     def _empty_secret_is_none(cls, value: object) -> object:
         return None if value == "" else value
 
-    @field_validator("telegram_webhook_url", "wecom_corp_id", "wecom_agent_id", mode="before")
+    @field_validator(
+        "telegram_webhook_url",
+        "wecom_corp_id",
+        "wecom_agent_id",
+        "dingtalk_client_id",
+        "dingtalk_robot_code",
+        "feishu_app_id",
+        mode="before",
+    )
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         return None if value == "" else value

@@ -89,8 +89,8 @@ def environment(escape: str = "none") -> Environment:
     return env
 
 
-DIGEST_FORMATS = ("text", "telegram", "wecom")
-DIGEST_ESCAPE = {"text": "none", "telegram": "html", "wecom": "markdown"}
+DIGEST_FORMATS = ("text", "html", "markdown")
+DIGEST_ESCAPE = {"text": "none", "html": "html", "markdown": "markdown"}
 
 
 @cache
@@ -100,7 +100,13 @@ def template_locale(locale: str) -> str:
 
 
 def render_digest(digest: Any, fmt: str, locale: str) -> str:
-    """The weekly digest as plain text, Telegram HTML or WeCom markdown (user text escaped)."""
+    """The weekly digest as plain text, HTML or markdown (user text escaped); `fmt` may also
+    name a channel (its markup)."""
+    if fmt not in DIGEST_FORMATS:
+        from bot.channels.registry import spec_of
+
+        spec = spec_of(fmt)
+        fmt = spec.markup if spec is not None else fmt
     if fmt not in DIGEST_FORMATS:
         raise ValueError(f"unknown digest format {fmt!r}")
     env = environment(DIGEST_ESCAPE[fmt])

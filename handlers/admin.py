@@ -1,4 +1,5 @@
-"""Admin commands: /assign, /unassign, /deadline, /invite, /wecom, /contacts (all audited).
+"""Admin commands: /assign, /unassign, /deadline, /invite, /contacts and a channel's account
+binding (/<channel> NAME ID) (all audited).
 
 /assign, /unassign and /deadline take their words in any order: `/assign 9 张三`,
 `/assign 张三 9`, `/assign 张三 9 10 年底` (one person, one item or more, one deadline for
@@ -11,14 +12,16 @@ transaction: when any word is wrong, nothing is changed.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 
+from bot.channels import registry
 from bot.chat import ChatContext
 from bot.dates import read_typed_date
 from bot.i18n import UserError
 from bot.models import Assignment, AssignmentRole, Contact, WorkItem
-from bot.services import assignments, contacts
+from bot.services import accounts, assignments, contacts
 from bot.services.items import plan_start
 from bot.templating import render
 
@@ -189,15 +192,33 @@ def invite(ctx: ChatContext) -> None:
     ctx.say("invite.done", name=person.name, code=code, expires=expires)
 
 
-def bind_wecom(ctx: ChatContext) -> None:
-    """Ties a contact to their WeCom account (`/wecom NAME USERID`)."""
-    parts = _args(ctx, 2, "wecom.usage")
-    person = contacts.find_contact(ctx.session, parts[0])
-    contacts.bind_wecom(ctx.session, person, parts[1], actor=ctx.actor)
-    ctx.say("wecom.done", name=person.name, userid=parts[1])
+def account_binder(platform: str) -> Callable[[ChatContext], None]:
+    """The handler of `/<platform> NAME ACCOUNT`: an admin ties a contact to their account on
+    a channel whose accounts an admin may bind (its spec's admin_binds)."""
+
+    def bind(ctx: ChatContext) -> None:
+        parts = ctx.args.split()
+        if len(parts) < 2:
+            raise UserError(
+                "account.usage",
+                command=platform,
+                platform=accounts.label(platform),
+                example=registry.spec_of(platform).example,  # type: ignore[union-attr]
+            )
+        person = contacts.find_contact(ctx.session, parts[0])
+        stored = accounts.bind_by_admin(ctx.session, person, platform, parts[1], actor=ctx.actor)
+        ctx.say("account.done", name=person.name, platform=accounts.label(platform), value=stored)
+
+    bind.__doc__ = f"Ties a contact to their account on {platform} (`/{platform} NAME ID`)."
+    return bind
 
 
 def contacts_list(ctx: ChatContext) -> None:
     """Lists every contact with unit, role, bound accounts and number of items."""
     rows = contacts.list_contacts(ctx.session)
-    ctx.reply(render("contacts", ctx.t.locale, rows=rows))
+    held = contacts.accounts_by_contact(ctx.session, [c for c, _ in rows])
+    shown = {
+        contact_id: [(ctx.t(f"channel.{name}.label"), value) for name, value in found.items()]
+        for contact_id, found in held.items()
+    }
+    ctx.reply(render("contacts", ctx.t.locale, rows=rows, accounts=shown))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.channels.registry import markup_of
 from bot.chat import ChatContext
 from bot.events import Outgoing
 from bot.services.digest import build_digest, parse_week
@@ -10,13 +11,11 @@ from bot.services.progress import StatusRules
 from bot.services.sending import write_digest_chart
 from bot.templating import render_digest
 
-MARKUP = {"telegram": ("telegram", "html"), "wecom": ("wecom", "markdown")}
-
 
 def digest(ctx: ChatContext) -> None:
     """Sends this week's digest (or `/digest 2023-W23`) with its chart."""
     week = parse_week(ctx.args.split()[0]) if ctx.args.strip() else None
-    fmt, markup = MARKUP.get(ctx.event.platform, ("text", "text"))
+    markup = markup_of(ctx.event.platform)
     first = None
     for plan in ctx.open_plans() or [ctx.plan]:  # every open plan, one digest each
         result = build_digest(
@@ -33,7 +32,7 @@ def digest(ctx: ChatContext) -> None:
         ctx.outgoing.append(
             Outgoing(
                 chat_id=ctx.event.chat_id,
-                text=render_digest(result, fmt, ctx.t.locale),
+                text=render_digest(result, markup, ctx.t.locale),
                 markup=markup,
             )
         )

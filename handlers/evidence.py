@@ -5,7 +5,7 @@ makes (`9 60% 见附件`), of the item its caption names (`第9项`), of the sen
 last minutes, or of the item they pick with a button. The chat core fetched and checked it
 before this transaction; a refused file is one line back and nothing kept.
 
-A voice message's recognised text (WeCom, when the app's speech recognition is on) is read as
+A voice message's recognised text (where the platform's speech recognition gives one) is read as
 if typed, once its sender confirmed it (确认 / 取消): recognition errs. Without such text it
 cannot be read, and nothing is recorded.
 
@@ -438,7 +438,7 @@ def _from_voice(ctx: ChatContext, recorded: list[Report], start: int) -> None:
 
 def _add_line(ctx: ChatContext, start: int, line: str) -> None:
     """Add a line to the last plain reply since start (a message with buttons stays as it is:
-    on WeCom it becomes a card with little room), or send it as a reply of its own."""
+    on a card channel it becomes a card with little room), or send it as a reply of its own."""
     for index in range(len(ctx.outgoing) - 1, start - 1, -1):
         out = ctx.outgoing[index]
         if out.file is None and out.photo is None and not out.buttons and out.text:

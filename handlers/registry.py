@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot.channels import registry
 from bot.events import EventKind
 from bot.router import ADMINS, LEADERS, Router
 from handlers import (
@@ -41,7 +42,9 @@ def build_router() -> Router:
     router.command("deadline", admin.deadline, roles=ADMINS)
     router.command("invite", admin.invite, roles=ADMINS)
     router.command("contacts", admin.contacts_list, roles=ADMINS)
-    router.command("wecom", admin.bind_wecom, roles=ADMINS)
+    for spec in registry.specs().values():  # where admins bind accounts by id
+        if spec.admin_binds:
+            router.command(spec.name, admin.account_binder(spec.name), roles=ADMINS)
     router.command("remind", remind.remind, roles=ADMINS)
     # An answer to "which item?" may also file what waited on the question (a file, a voice).
     router.button("pick", evidence.continuing(report.pick_item))

@@ -20,6 +20,7 @@ from sqlalchemy import or_
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from bot.channels.registry import markup_of
 from bot.chat import chat_address
 from bot.clock import Clock, system_clock
 from bot.events import Messenger, Outgoing, SentMessage, deliver
@@ -27,6 +28,7 @@ from bot.i18n import Translator
 from bot.models import Contact, Outbox, Role
 from bot.outbox import REPLY, Message, enqueue, outgoing_of
 from bot.redaction import Redactor
+from bot.services.accounts import accounts_of
 from bot.services.links import insert_links, link_row
 from scheduler.calendar import WorkCalendar
 
@@ -40,15 +42,10 @@ KINDS = ("ask", "deadline", "overdue", "escalation", "followup", "digest")
 # go at once.
 SCHEDULED = frozenset({"ask", "deadline", "overdue", "escalation", "followup", "digest", "group"})
 GROUP = "group"
-MARKUP = {
-    "telegram": ("html", "html"),
-    "wecom": ("markdown", "markdown"),
-    GROUP: ("markdown", "markdown"),
-}
 
 
 class GroupSender(Protocol):
-    """Where rows for the leaders' group go (the WeCom group robot)."""
+    """Where rows for the leaders' group go (the group robots)."""
 
     async def send_markdown(self, text: str) -> int:
         """Send markdown; returns the number of messages."""
@@ -106,9 +103,9 @@ class Dispatcher:
 
     def _content(self, payload: dict[str, Any], platform: str) -> tuple[str, str]:
         """The text to send and its markup, for the channel it goes out on."""
-        key, markup = MARKUP.get(platform, ("text", "text"))
-        if key in payload:
-            return str(payload[key]), markup
+        markup = "markdown" if platform == GROUP else markup_of(platform)
+        if markup in payload:
+            return str(payload[markup]), markup
         if "text" in payload:
             return str(payload["text"]), "text"
         params = {
@@ -138,7 +135,9 @@ class Dispatcher:
             if self.engine.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True, of=Outbox)
             working = self.calendar is None or self.calendar.is_working_time(now)
-            for row, contact in session.exec(query).all():
+            rows = session.exec(query).all()
+            held = accounts_of(session, {c.id for _, c in rows if c is not None and c.id})
+            for row, contact in rows:
                 if row.expires_at is not None and row.expires_at <= now:
                     row.state = "dropped"  # it no longer means anything: never a stale burst
                     continue
@@ -169,7 +168,7 @@ class Dispatcher:
                         continue  # no group robot configured: stays pending
                     address: tuple[str, str] | None = (GROUP, GROUP)
                 else:
-                    address = chat_address(contact, self.messengers)
+                    address = chat_address(contact, held.get(contact.id or 0, {}), self.messengers)
                 if address is None:
                     continue  # not reachable on a running channel: stays pending
                 row.next_attempt_at = now + self.lease

@@ -11,6 +11,7 @@ from bot.i18n import UserError
 from bot.models import Contact, Plan, Role, Section, WorkItem
 from bot.outbox import OUTBOX_TOUCHED, Message, enqueue
 from bot.services import audit
+from bot.services.accounts import preferred
 from bot.services.notices import fresh_key
 from bot.services.progress import StatusRules
 from bot.settings import Settings
@@ -51,16 +52,15 @@ def preview(
     return sorted(out, key=lambda p: (p.due_at, p.kind, p.contact_id))
 
 
-def preview_json(planned: list[Planned], people: dict[int, Contact]) -> list[dict[str, Any]]:
-    """The preview as `duban reminders preview --json` prints it."""
+def preview_json(
+    planned: list[Planned], people: dict[int, Contact], held: dict[int, dict[str, str]]
+) -> list[dict[str, Any]]:
+    """The preview as `duban reminders preview --json` prints it (`held`: the contacts'
+    accounts, {contact id: {platform: account id}})."""
     out = []
     for p in planned:
         person = people.get(p.contact_id)
-        channel = "none"
-        if person is not None:
-            channel = (
-                "wecom" if person.wecom_userid else "telegram" if person.telegram_id else "none"
-            )
+        channel = preferred(held.get(p.contact_id, {})) if person is not None else "none"
         out.append(
             {
                 "at": p.due_at.isoformat(),

@@ -55,8 +55,10 @@ def seed(engine: Engine) -> dict[str, str]:
                 name=name,
                 unit=unit,
                 role=role,
-                telegram_id=tg,
-                wecom_userid=wecom,
+                accounts={
+                    **({"telegram": str(tg)} if tg is not None else {}),
+                    **({"wecom": wecom} if wecom is not None else {}),
+                },
                 actor=audit.CLI_ACTOR,
             )
         for number, name in [(9, "张三"), (10, "张三"), (22, "李四"), (8, "陈五")]:

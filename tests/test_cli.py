@@ -268,7 +268,10 @@ def test_contacts_add_list_invite(cli: Cli) -> None:
         "张三": "official",
         "陈局": "leader",
     }
-    assert next(c for c in data["contacts"] if c["name"] == "张三")["telegram_id"] == 1001
+    assert next(c for c in data["contacts"] if c["name"] == "张三")["accounts"] == {
+        "telegram": "1001",
+        "wecom": "zhangsan",
+    }
     invite = cli.json("contacts", "invite", "张三")
     assert len(invite["code"]) == 8 and invite["code"].isalnum()
     assert invite["expires_at"].endswith("+08:00")

@@ -1,6 +1,8 @@
 """The CLI answers at once: `duban --help` imports no database, template, chat or document
-library, and a command on a database already at the newest migration does not import Alembic.
-Each check runs in a fresh interpreter, where nothing else has imported those modules yet."""
+library, a command that reads (`duban items`) imports only the database and what it shows, and
+a command on a database already at the newest migration does not import Alembic. Each check
+runs in a fresh interpreter, where nothing else has imported those modules yet. (The times are
+bench/cli_startup.py's: these tests assert on sys.modules only.)"""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 
 from bot import db
 from tests.test_cli import Cli
@@ -36,6 +40,18 @@ HEAVY = (
     "apscheduler",
     "httpx",
     "psycopg",
+    "lark_oapi",
+    "dingtalk_stream",
+)
+# Nor what the settings and the catalogue need, which `duban --help` does not read.
+NOT_FOR_HELP = ("pydantic", "pydantic_settings", "yaml")
+# What reading the database and printing a table must not load: templates, charts, documents,
+# chat and web libraries, the scheduler, migrations (the database is at head), nor the parts of
+# rich that Typer's help needs (markdown, syntax highlighting, tracebacks).
+NOT_FOR_A_READ = (
+    *(name for name in HEAVY if name not in ("sqlalchemy", "sqlmodel", "psycopg")),
+    "markdown_it",
+    "pygments",
 )
 
 
@@ -53,18 +69,42 @@ def run_python(code: str, *, cwd: Path, **env: str) -> subprocess.CompletedProce
     return proc
 
 
-def loaded_after(code: str, *, cwd: Path, **env: str) -> list[str]:
-    """Which of HEAVY (and their submodules) are imported once code has run."""
+def loaded_after(
+    code: str, *, cwd: Path, watched: tuple[str, ...] = HEAVY, **env: str
+) -> list[str]:
+    """Which of the watched packages (HEAVY by default) are imported once code has run."""
     proc = run_python(
         textwrap.dedent(code)
         + textwrap.dedent(f"""
             loaded = {{name.partition(".")[0] for name in sys.modules}}
-            print(json.dumps(sorted(loaded & set({HEAVY!r}))))
+            print(json.dumps(sorted(loaded & set({watched!r}))))
             """),
         cwd=cwd,
         **env,
     )
     return list(json.loads(proc.stdout.splitlines()[-1]))
+
+
+def loaded_by_command(
+    *args: str, cwd: Path, watched: tuple[str, ...] = HEAVY, **env: str
+) -> list[str]:
+    """Which of the watched packages `duban ARGS` imports, run through the entry point in a
+    fresh interpreter; it must succeed."""
+    return loaded_after(
+        f"""
+        import json, sys
+        from bot.cli import main
+
+        sys.argv = ["duban", *{list(args)!r}]
+        try:
+            main()
+        except SystemExit as exc:
+            assert exc.code == 0, exc.code
+        """,
+        cwd=cwd,
+        watched=watched,
+        **env,
+    )
 
 
 def test_help_of_every_command_imports_nothing_heavy(tmp_path: Path) -> None:
@@ -90,20 +130,29 @@ def test_help_of_every_command_imports_nothing_heavy(tmp_path: Path) -> None:
 
 
 def test_the_entry_point_help_imports_nothing_heavy(tmp_path: Path) -> None:
-    loaded = loaded_after(
-        """
-        import json, sys
-        from bot.cli import main
+    assert loaded_by_command("--help", cwd=tmp_path, watched=(*HEAVY, *NOT_FOR_HELP)) == []
 
-        sys.argv = ["duban", "--help"]
-        try:
-            main()
-        except SystemExit as exc:
-            assert exc.code == 0, exc.code
-        """,
-        cwd=tmp_path,
-    )
-    assert loaded == []
+
+def test_the_help_of_a_command_reads_no_settings(tmp_path: Path) -> None:
+    watched = tuple(name for name in (*HEAVY, *NOT_FOR_HELP) if name != "pydantic")  # Typer's
+    for args in (["items", "--help"], ["digest", "--help"], ["run", "--help"]):
+        assert loaded_by_command(*args, cwd=tmp_path, watched=watched) == [], args
+
+
+def test_listing_the_items_imports_only_the_database(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sample_plan: Path
+) -> None:
+    Cli(db_url, tmp_path, monkeypatch).ok("import", sample_plan)  # the database is at head
+    for args in (["items"], ["items", "--json"]):
+        loaded = loaded_by_command(
+            *args, cwd=tmp_path, watched=(*NOT_FOR_A_READ, "sqlalchemy"), DATABASE_URL=db_url
+        )
+        assert loaded == ["sqlalchemy"], args
+
+
+def test_upgrading_a_database_at_head_does_not_import_alembic(db_url: str, tmp_path: Path) -> None:
+    loaded = loaded_by_command("db", "upgrade", cwd=tmp_path, DATABASE_URL=db_url)
+    assert "sqlalchemy" in loaded and "alembic" not in loaded
 
 
 def test_a_command_on_a_database_at_head_does_not_import_alembic(
@@ -111,20 +160,7 @@ def test_a_command_on_a_database_at_head_does_not_import_alembic(
 ) -> None:
     cli = Cli(db_url, tmp_path, monkeypatch)
     cli.ok("contacts", "add", "张敏", "--unit", "基础教育科")  # the database is at head
-    loaded = loaded_after(
-        """
-        import json, sys
-        from bot.cli import main
-
-        sys.argv = ["duban", "contacts", "list", "--json"]
-        try:
-            main()
-        except SystemExit as exc:
-            assert exc.code == 0, exc.code
-        """,
-        cwd=tmp_path,
-        DATABASE_URL=cli.db_url,
-    )
+    loaded = loaded_by_command("contacts", "list", "--json", cwd=tmp_path, DATABASE_URL=cli.db_url)
     assert "sqlalchemy" in loaded and "alembic" not in loaded
     assert "matplotlib" not in loaded and "openpyxl" not in loaded and "jinja2" not in loaded
 
@@ -138,12 +174,30 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+@pytest.mark.parametrize("several", [False, True])
+def test_the_current_revision_is_read_in_one_query(tmp_path: Path, several: bool) -> None:
+    engine = db.make_engine(f"sqlite:///{tmp_path / 'stamped.db'}")
+    try:
+        assert db.current_revision(engine) is None  # no version table yet
+        db.upgrade(engine)
+        head = db.head_revision()
+        assert db.current_revision(engine) == head
+        if several:  # branches: Alembic says what is wrong, as before
+            with engine.begin() as conn:
+                conn.execute(sa.text("INSERT INTO alembic_version VALUES ('elsewhere')"))
+            with pytest.raises(CommandError):
+                db.current_revision(engine)
+    finally:
+        engine.dispose()
+
+
 def test_an_older_database_is_upgraded_by_any_command(
     fresh_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     engine = db.make_engine(fresh_url)
     script = ScriptDirectory.from_config(db.alembic_config(engine))
     head = script.get_current_head()
+    assert head is not None
     previous = script.get_revision(head).down_revision
     assert isinstance(previous, str)
     try:

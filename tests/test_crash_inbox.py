@@ -26,7 +26,7 @@ from sqlmodel import Session
 
 from bot import db
 from bot.importer.parse import parse_plan_file
-from bot.models import Assignment, AssignmentRole, Contact, Role
+from bot.models import Account, Assignment, AssignmentRole, Contact, Role
 from bot.services import plans
 from tests.fakes import FakeTelegram
 from tests.harness import SAMPLE, WECOM_AES_KEY, WECOM_TOKEN
@@ -62,11 +62,15 @@ def crash_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
                 name=f"联络员{n:03d}",
                 unit="科",
                 role=Role.official,
-                telegram_id=FIRST + n,
-                wecom_userid=f"u{n:03d}",
             )
             session.add(person)
             session.flush()
+            session.add(
+                Account(contact_id=person.id or 0, platform="telegram", account_id=str(FIRST + n))
+            )
+            session.add(
+                Account(contact_id=person.id or 0, platform="wecom", account_id=f"u{n:03d}")
+            )
             session.add(
                 Assignment(
                     item_id=item.id or 0, contact_id=person.id or 0, role=AssignmentRole.lead

@@ -183,3 +183,67 @@ async def test_one_bad_deferred_item_costs_only_itself() -> None:
         assert written == [12, 14]
     finally:
         lane.close()
+
+
+async def test_grouped_jobs_side_by_side_run_as_one_call() -> None:
+    gate = threading.Event()
+    calls: list[list[int]] = []
+
+    def squares(items: list[int]) -> list[tuple[bool, Any]]:
+        calls.append(list(items))
+        return [(False, ValueError(n)) if n == 3 else (True, n * n) for n in items]
+
+    def cubes(items: list[int]) -> list[tuple[bool, Any]]:
+        calls.append([-n for n in items])
+        return [(True, n**3) for n in items]
+
+    lane = DatabaseLane(batch=64)
+    try:
+        blocker = asyncio.ensure_future(lane.run(gate.wait, 5))
+        await asyncio.sleep(0.05)  # the worker is now inside gate.wait: the rest queue up
+        first = [asyncio.ensure_future(lane.run_grouped(squares, n)) for n in range(5)]
+        plain = asyncio.ensure_future(lane.run(lambda: "plain"))
+        after = [asyncio.ensure_future(lane.run_grouped(squares, n)) for n in (6, 7)]
+        other = asyncio.ensure_future(lane.run_grouped(cubes, 2))
+        await asyncio.sleep(0.05)
+        gate.set()
+        await blocker
+        results = await asyncio.gather(*first, return_exceptions=True)
+        assert results[:3] == [0, 1, 4] and results[4] == 16
+        assert isinstance(results[3], ValueError)  # its own outcome only
+        assert await plain == "plain"
+        assert await asyncio.gather(*after) == [36, 49]
+        assert await other == 8
+    finally:
+        lane.close()
+    # in queue order; a plain job in between starts a new group, another function too
+    assert calls == [[0, 1, 2, 3, 4], [6, 7], [-2]]
+
+
+async def test_a_failing_group_call_fails_each_of_its_jobs() -> None:
+    gate = threading.Event()
+
+    def broken(items: list[int]) -> list[tuple[bool, Any]]:
+        raise OSError("disk I/O error")
+
+    def short(items: list[int]) -> list[tuple[bool, Any]]:
+        return [(True, 0)]  # one outcome for several items: a bug, never a wrong answer
+
+    lane = DatabaseLane(batch=64)
+    try:
+        blocker = asyncio.ensure_future(lane.run(gate.wait, 5))
+        await asyncio.sleep(0.05)
+        failing = [asyncio.ensure_future(lane.run_grouped(broken, n)) for n in range(3)]
+        miscounted = [asyncio.ensure_future(lane.run_grouped(short, n)) for n in range(2)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        await blocker
+        for result in await asyncio.gather(*failing, return_exceptions=True):
+            assert isinstance(result, OSError)
+        for result in await asyncio.gather(*miscounted, return_exceptions=True):
+            assert isinstance(result, RuntimeError)
+        assert await lane.run_grouped(short, 1) == 0  # alone: one outcome, fine
+    finally:
+        lane.close()
+    with pytest.raises(RuntimeError):
+        await lane.run_grouped(short, 1)

@@ -52,7 +52,7 @@ from bot.models import (
 )
 from bot.reporting import STATUSES
 from bot.services import reports
-from bot.services.digest import build_digest
+from bot.services.digest import build_digest, statuses_at
 from bot.services.items import item_json, item_views
 from bot.services.ledger_export import ledger_rows
 from bot.services.progress import StatusRules
@@ -619,3 +619,22 @@ def test_the_strategies_reach_the_interesting_cases(world: World) -> None:
         assert reports.latest_known_percent(session, world.items[1]) == 50
     shown, who, _ = status_figure(world.say(LEADER, "/status 1"))
     assert (shown, who) == (50, ADMIN)
+
+
+@HEAVY
+@given(steps=histories, hours=st.sampled_from([0, 30, 24 * 3, 24 * 6 + 5]))
+def test_statuses_at_an_earlier_moment_agree_with_the_item_views(
+    world: World, steps: list[Say | Undo], hours: int
+) -> None:
+    """The digest's one-query statuses as of an earlier moment (the start of the week) are
+    what item_views says as of that moment."""
+    world.reset()
+    world.play(steps)
+    moment = NOW - timedelta(hours=hours)
+    with Session(world.engine) as session:
+        plan = session.get(Plan, world.plan_id)
+        assert plan is not None
+        views = item_views(session, plan, now=NOW, tz=TZ, rules=RULES)
+        fast = statuses_at(session, plan, views, moment, tz=TZ, rules=RULES)
+        slow = item_views(session, plan, now=NOW, tz=TZ, rules=RULES, as_of=moment)
+    assert fast == {v.item.id: v.status for v in slow}

@@ -19,7 +19,7 @@ from bot import db
 from bot.chat import ChatContext, ChatCore
 from bot.events import IncomingMessage
 from bot.i18n import Translator
-from bot.models import CACHED_TABLES, Assignment, AssignmentRole, Contact, Report, WorkItem
+from bot.models import CACHED_TABLES, Account, Assignment, AssignmentRole, Contact, Report, WorkItem
 from bot.refcache import MISSING, ReferenceCache, current_version
 from bot.services import plans
 from bot.settings import Settings
@@ -153,7 +153,8 @@ def test_an_assignment_and_a_new_binding_elsewhere_are_seen_at_once(
             Assignment(item_id=item.id or 0, contact_id=li.id or 0, role=AssignmentRole.lead)
         )
         chen = session.exec(select(Contact).where(Contact.name == "陈五")).one()
-        chen.telegram_id = 555_000  # bound in another process
+        session.add(Account(contact_id=chen.id or 0, platform="telegram", account_id="555000"))
+        # bound in another process
         session.commit()
     other.dispose()
     assert "已记录 第9项" in say(core, LI, "9 30%")

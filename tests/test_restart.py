@@ -16,7 +16,7 @@ import httpx
 from sqlmodel import Session, select
 
 from bot import db
-from bot.models import Contact, Outbox, Role
+from bot.models import Account, Contact, Outbox, Role
 from tests.fakes import FakeTelegram
 
 FIRST = 500_000
@@ -29,11 +29,12 @@ def _seed(url: str) -> None:
     now = datetime.now(UTC)
     with Session(engine) as session:
         for n in range(PEOPLE):
-            contact = Contact(
-                name=f"联络员{n:03d}", unit="科", role=Role.official, telegram_id=FIRST + n
-            )
+            contact = Contact(name=f"联络员{n:03d}", unit="科", role=Role.official)
             session.add(contact)
             session.flush()
+            session.add(
+                Account(contact_id=contact.id or 0, platform="telegram", account_id=str(FIRST + n))
+            )
             session.add(
                 Outbox(
                     dedupe_key=f"notice:fanout:{n}",

@@ -14,6 +14,7 @@ import pytest
 from sqlmodel import Session, select
 
 from bot.models import AuditLog, BindAttempt, Contact, Outbox, Report, TargetValue
+from bot.services import accounts
 from tests.fakes import FakeTelegram
 from tests.harness import LI, STRANGER, WANG, ZHANG, ZHAO, Dialog, running_bot
 
@@ -40,7 +41,9 @@ async def test_binding_with_an_invite_code(chat: Dialog) -> None:
     assert "绑定成功！您是 陈五（计财科）" in answers[0].plain_text
     assert "/my" in answers[-1].plain_text  # the help follows
     with Session(chat.engine) as s:
-        assert s.exec(select(Contact).where(Contact.name == "陈五")).one().telegram_id == 4242
+        chen = s.exec(select(Contact).where(Contact.name == "陈五")).one()
+        held = accounts.account_of(s, chen.id or 0, "telegram")
+        assert held is not None and held.account_id == "4242"
     # the code is one-time
     again = await chat.says_one(4343, f"/start {code}")
     assert "邀请码无效或已过期" in again

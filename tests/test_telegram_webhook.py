@@ -12,7 +12,7 @@ from telegram.error import InvalidToken
 from telegram.ext import ApplicationBuilder, ExtBot
 
 from bot.channels.aiohttp_request import AiohttpRequest
-from bot.channels.telegram import (
+from bot.channels.telegram.channel import (
     SECRET_HEADER,
     TelegramMessenger,
     file_url_for,

@@ -12,9 +12,10 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
-from bot.channels.wecom import MAX_TEXT_BYTES, CallbackCrypto, signature
-from bot.channels.wecom_group import GroupRobot
+from bot.channels.wecom.channel import MAX_TEXT_BYTES, CallbackCrypto, signature
+from bot.channels.wecom.group import GroupRobot
 from bot.models import Contact, InboxEntry, Outbox
+from bot.services import accounts
 from tests.fakes.wecom_api import FakeWeCom
 from tests.harness import WECOM_AES_KEY, WECOM_TOKEN, WeComDialog, running_wecom_bot
 
@@ -102,7 +103,7 @@ async def test_bad_callbacks_are_refused_and_change_nothing(
     assert wecom.fake.messages_to("zhangsan") == []
     with Session(wecom.engine) as s:
         assert s.exec(select(InboxEntry)).all() == []
-    warnings = [r for r in caplog.records if r.name == "bot.channels.wecom"]
+    warnings = [r for r in caplog.records if r.name == "bot.channels.wecom.channel"]
     assert warnings and all(secret_text not in r.getMessage() for r in caplog.records)
 
 
@@ -229,7 +230,9 @@ async def test_admin_binds_a_wecom_account_in_chat(wecom: WeComDialog) -> None:
     taken = await wecom.says_one("zhaozhuren", "/wecom 陈五 zhangsan")
     assert "已绑定给“张三”" in taken
     with Session(wecom.engine) as s:
-        assert s.exec(select(Contact).where(Contact.name == "陈五")).one().wecom_userid == "chenwu"
+        chen = s.exec(select(Contact).where(Contact.name == "陈五")).one()
+        held = accounts.account_of(s, chen.id or 0, "wecom")
+        assert held is not None and held.account_id == "chenwu"
 
 
 # --- what goes out ------------------------------------------------------------------------
@@ -292,7 +295,7 @@ async def test_files_go_by_media_upload(wecom: WeComDialog, tmp_path: Path) -> N
 
 
 async def test_member_pacing_stays_under_30_a_minute(fake: FakeWeCom) -> None:
-    from bot.channels.wecom import MemberPacer
+    from bot.channels.wecom.channel import MemberPacer
 
     pacer = MemberPacer(limit=3, window=0.3)
     started = time.perf_counter()

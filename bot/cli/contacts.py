@@ -22,7 +22,15 @@ def contacts_add(
     name: Annotated[str, typer.Argument(help="The person's name, unique.")],
     unit: Annotated[str, typer.Option("--unit", help="Their unit, e.g. 基础教育科.")] = "",
     role: Annotated[str, typer.Option("--role", help="official, leader or admin.")] = "official",
-    telegram: Annotated[int | None, typer.Option("--telegram", help="Telegram user id.")] = None,
+    account: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--account",
+            help="A chat account as PLATFORM:ID (repeatable), e.g. --account wecom:zhangsan, "
+            "--account dingtalk:manager4220, --account feishu:ou_7d8a6e6df7621556ce0d21922b676706.",
+        ),
+    ] = None,
+    telegram: Annotated[str | None, typer.Option("--telegram", help="Telegram user id.")] = None,
     wecom: Annotated[str | None, typer.Option("--wecom", help="WeCom userid.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
@@ -30,6 +38,10 @@ def contacts_add(
     from bot.services import audit, contacts
 
     parsed_role = contacts.parse_role(role)
+    wanted = contacts.parse_accounts(account or [])
+    for platform, value in (("telegram", telegram), ("wecom", wecom)):
+        if value is not None:
+            wanted[platform] = value
     rt = runtime()
     with rt.session() as session:
         contact = contacts.add_contact(
@@ -37,12 +49,11 @@ def contacts_add(
             name=name,
             unit=unit,
             role=parsed_role,
-            telegram_id=telegram,
-            wecom_userid=wecom,
+            accounts=wanted,
             actor=audit.CLI_ACTOR,
         )
         if as_json:
-            print_json(contact_json(contact, 0))
+            print_json(contact_json(contact, 0, contacts.accounts_by_contact(session, [contact])))
         else:
             out.print(
                 rt.t(
@@ -67,22 +78,20 @@ def contacts_list(
     rt = runtime()
     with rt.session() as session:
         rows = contacts.list_contacts(session)
+        held = contacts.accounts_by_contact(session, [c for c, _ in rows])
         if as_json:
-            print_json({"contacts": [contact_json(c, n) for c, n in rows]})
+            print_json({"contacts": [contact_json(c, n, held) for c, n in rows]})
             return
         t = rt.t
         table = Table()
-        for key in ("name", "unit", "role", "telegram", "wecom", "items"):
+        for key in ("name", "unit", "role", "accounts", "items"):
             table.add_column(t(f"cli.contacts.col.{key}"))
         for c, n in rows:
-            table.add_row(
-                c.name,
-                c.unit,
-                t(f"role.{c.role.value}"),
-                str(c.telegram_id or ""),
-                c.wecom_userid or "",
-                str(n),
-            )
+            shown = [
+                f"{t(f'channel.{platform}.label')} {value}"
+                for platform, value in held.get(c.id or 0, {}).items()
+            ]
+            table.add_row(c.name, c.unit, t(f"role.{c.role.value}"), ", ".join(shown), str(n))
         out.print(table)
 
 
@@ -115,13 +124,13 @@ def contacts_invite(
             )
 
 
-def contact_json(contact: Contact, items: int) -> dict[str, Any]:
-    """A contact as `duban contacts list --json` prints it, with the number of their items."""
+def contact_json(contact: Contact, items: int, held: dict[int, dict[str, str]]) -> dict[str, Any]:
+    """A contact as `duban contacts list --json` prints it: their accounts ({platform: id})
+    and the number of their items."""
     return {
         "name": contact.name,
         "unit": contact.unit,
         "role": contact.role.value,
-        "telegram_id": contact.telegram_id,
-        "wecom_userid": contact.wecom_userid,
+        "accounts": held.get(contact.id or 0, {}),
         "items": items,
     }

@@ -17,7 +17,11 @@ from bot.cli.runtime import app, err, out, print_json, runtime
 def digest_cmd(
     week: Annotated[str | None, typer.Option("--week", help="ISO week, e.g. 2023-W23.")] = None,
     fmt: Annotated[
-        str, typer.Option("--format", help="text, telegram (HTML), wecom (markdown) or json.")
+        str,
+        typer.Option(
+            "--format",
+            help="text, html, markdown or json, or a channel's name (its markup, e.g. telegram).",
+        ),
     ] = "text",
     chart: Annotated[Path | None, typer.Option("--chart", help="Also write the PNG chart.")] = None,
     send: Annotated[
@@ -25,6 +29,7 @@ def digest_cmd(
     ] = False,
 ) -> None:
     """Preview the weekly digest (the current week by default), or send it to the leaders."""
+    from bot.channels.registry import spec_of
     from bot.i18n import UserError
     from bot.models import utcnow
     from bot.services import plans
@@ -33,8 +38,11 @@ def digest_cmd(
     from bot.services.sending import queue_digest, write_digest_chart
     from bot.templating import DIGEST_FORMATS, render_digest
 
-    if fmt not in (*DIGEST_FORMATS, "json"):
-        raise UserError("digest.bad_format", value=fmt)
+    if fmt not in (*DIGEST_FORMATS, "json") and spec_of(fmt) is None:
+        from bot.channels.registry import spec_of  # a channel's name: its markup
+
+        if spec_of(fmt) is None:
+            raise UserError("digest.bad_format", value=fmt)
     rt = runtime()
     with rt.session() as session:
         digest = build_digest(

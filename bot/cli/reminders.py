@@ -47,7 +47,9 @@ def reminders_preview(
             calendar=work_calendar(rt.settings),
         )
         people = {c.id: c for c, _ in contacts.list_contacts(session) if c.id is not None}
-        rows = reminders.preview_json(planned, people)
+        rows = reminders.preview_json(
+            planned, people, contacts.accounts_by_contact(session, list(people.values()))
+        )
     if as_json:
         print_json(rows)
         return

@@ -93,7 +93,17 @@ def run_cmd() -> None:
     t = Translator(settings.locale)
     if not configured_channels(settings):
         names = {c.name for c in app.registered_commands}
-        fail(t("run.no_channel") + (" " + t("run.try_demo") if "demo" in names else ""))
+        from bot.channels import registry
+
+        choices = "; ".join(
+            f"{t(f'channel.{spec.name}.label')}: {', '.join(k.upper() for k in spec.settings)}"
+            for spec in registry.specs().values()
+            if spec.settings
+        )
+        fail(
+            t("run.no_channel", channels=choices)
+            + (" " + t("run.try_demo") if "demo" in names else "")
+        )
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry the token
     asyncio.run(DubanApp(settings).run_until_signal())

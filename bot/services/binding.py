@@ -17,15 +17,14 @@ import sqlalchemy as sa
 from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
+from bot.channels import registry
 from bot.models import BindAttempt, Contact, Invite, Role
-from bot.services import audit
+from bot.services import accounts, audit
 from bot.services.contacts import hash_code
 from bot.services.notices import fresh_key, queue_notice
 
 MAX_FAILURES = 5
 LOCKOUT = timedelta(hours=1)
-# Where a platform's account id lives on a contact (the console knows people by name).
-ACCOUNT_COLUMNS = {"telegram": "telegram_id", "wecom": "wecom_userid"}
 _CLAIM = (
     sa.update(Invite)
     .where(col(Invite.id) == bindparam("invite_id"), col(Invite.used_at).is_(None))
@@ -82,21 +81,20 @@ def bind_account(
     assert contact is not None
     if not contact.active:
         return BindResult(problem="bind.inactive")
-    column = ACCOUNT_COLUMNS.get(platform)
-    account: int | str = int(sender_id) if platform == "telegram" else sender_id
+    # The console knows people by name: no account to store (nor any other platform's).
+    account = registry.account_id(platform, sender_id)
     previous: str | None = None
-    if column is not None:
-        taken = session.exec(
-            select(Contact.id).where(getattr(Contact, column) == account, Contact.id != contact.id)
-        ).first()
-        if taken is not None:
+    if account is not None:
+        taken = accounts.holder(session, platform, account)
+        if taken is not None and taken.id != contact.id:
             return BindResult(problem="bind.account_taken")
-        current = getattr(contact, column)
-        previous = None if current is None else str(current)
+        assert contact.id is not None
+        current = accounts.account_of(session, contact.id, platform)
+        previous = None if current is None else current.account_id
     if not _claim(session, invite, now):  # another account used it a moment ago
         return _wrong_code(session, platform, sender_id, failures, now)
-    if column is not None:
-        setattr(contact, column, account)
+    if account is not None:
+        accounts.set_account(session, contact, platform, account)
     session.add(BindAttempt(platform=platform, sender_id=sender_id, ok=True, at=now))
     actor = audit.actor_of(contact.id)
     if previous is None or previous == sender_id:
@@ -147,9 +145,10 @@ def _tell_admins_of_move(
         queue_notice(
             session,
             admin,
-            f"bind.moved_notice.{platform}",
+            "bind.moved_notice",
             key=fresh_key("rebind", contact.id, admin.id),
             now=now,
             name=contact.name,
             unit=contact.unit or "-",
+            platform=accounts.label(platform),
         )

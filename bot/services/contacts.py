@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from bot.i18n import UserError
 from bot.models import Assignment, Contact, Invite, Role, utcnow
+from bot.services import accounts as account_store
 from bot.services import audit
 
 # No 0/O, 1/I/L: codes are read aloud and typed by hand.
@@ -45,50 +46,54 @@ def add_contact(
     name: str,
     unit: str,
     role: Role,
-    telegram_id: int | None = None,
-    wecom_userid: str | None = None,
+    accounts: dict[str, str] | None = None,
     actor: str,
 ) -> Contact:
-    """Register a contact; names, Telegram ids and WeCom userids are unique."""
+    """Register a contact, with their platform accounts ({platform: account id}, as typed);
+    names are unique, and an account belongs to one contact."""
     name = name.strip()
     if not name or len(name) > MAX_NAME:
         raise UserError("contact.bad_name", max=MAX_NAME)
     if session.exec(select(Contact).where(Contact.name == name)).first():
         raise UserError("contact.exists", name=name)
-    if telegram_id is not None:
-        if telegram_id <= 0:
-            raise UserError("contact.bad_telegram", value=telegram_id)
-        other = session.exec(select(Contact).where(Contact.telegram_id == telegram_id)).first()
-        if other:
-            raise UserError("contact.telegram_taken", value=telegram_id, name=other.name)
-    if wecom_userid is not None:
-        wecom_userid = wecom_userid.strip()
-        other = session.exec(select(Contact).where(Contact.wecom_userid == wecom_userid)).first()
-        if other:
-            raise UserError("contact.wecom_taken", value=wecom_userid, name=other.name)
-    contact = Contact(
-        name=name, unit=unit.strip(), role=role, telegram_id=telegram_id, wecom_userid=wecom_userid
-    )
+    wanted = {
+        platform: account_store.normalise(platform, value)
+        for platform, value in (accounts or {}).items()
+    }
+    for platform, account_id in wanted.items():
+        other = account_store.holder(session, platform, account_id)
+        if other is not None:
+            raise UserError(
+                "contact.account_taken",
+                platform=account_store.label(platform),
+                value=account_id,
+                name=other.name,
+            )
+    contact = Contact(name=name, unit=unit.strip(), role=role)
     session.add(contact)
     session.flush()
+    for platform, account_id in wanted.items():
+        account_store.set_account(session, contact, platform, account_id)
     audit.record(
         session, actor=actor, action="contact.add", name=name, unit=contact.unit, role=role.value
     )
     return contact
 
 
-def bind_wecom(session: Session, contact: Contact, userid: str, *, actor: str) -> None:
-    """Tie a contact to a WeCom userid (unique across contacts)."""
-    userid = userid.strip()
-    if not userid or len(userid) > 64 or any(ch.isspace() for ch in userid):
-        raise UserError("wecom.bad_userid", value=userid)
-    other = session.exec(
-        select(Contact).where(Contact.wecom_userid == userid, Contact.id != contact.id)
-    ).first()
-    if other is not None:
-        raise UserError("contact.wecom_taken", value=userid, name=other.name)
-    contact.wecom_userid = userid
-    audit.record(session, actor=actor, action="contact.wecom", name=contact.name, userid=userid)
+def parse_accounts(values: list[str]) -> dict[str, str]:
+    """Accounts given as PLATFORM:ID (the CLI's --account), by platform."""
+    found: dict[str, str] = {}
+    for value in values:
+        platform, sep, account_id = value.partition(":")
+        if not sep or not account_id.strip():
+            raise UserError("account.bad_pair", value=value, sample=account_store.sample())
+        found[platform.strip().lower()] = account_id.strip()
+    return found
+
+
+def accounts_by_contact(session: Session, people: list[Contact]) -> dict[int, dict[str, str]]:
+    """The accounts of these contacts, {contact id: {platform: account id}}."""
+    return account_store.accounts_of(session, [c.id for c in people if c.id is not None])
 
 
 def list_contacts(session: Session) -> list[tuple[Contact, int]]:

@@ -1,8 +1,8 @@
 """The weekly digest for leaders: exception first, then changes, silence, targets, sections.
 
-`build_digest` reads the plan in a fixed number of queries (two reads of every item's state,
-at the start of the week and now, plus the week's reports), so its cost does not grow in
-queries with the number of items or reports.
+`build_digest` reads the plan in a fixed number of queries (every item's state now, the
+latest reports as of the start of the week for the status each item had then, and the week's
+reports), so its cost does not grow in queries with the number of items or reports.
 
 The digest agrees with itself: each count it gives is the length of the list it sums up, the
 week's reports are the standing ones (a corrected or withdrawn report is not news), and whoever
@@ -22,8 +22,15 @@ from sqlmodel import Session, col
 from bot.i18n import Translator, UserError
 from bot.models import Contact, Plan, Report, Role, WorkItem
 from bot.reporting import STATUSES, SectionProgress
-from bot.services.items import ItemView, TargetState, item_views, standing
-from bot.services.progress import StatusRules
+from bot.services.items import (
+    ItemView,
+    TargetState,
+    item_views,
+    latest_reports,
+    plan_start,
+    standing,
+)
+from bot.services.progress import StatusRules, judge
 
 SEVERITY = {"red": 0, "amber": 1, "none": 2, "green": 3, "done": 4}
 
@@ -154,6 +161,43 @@ def section_progress(views: list[ItemView]) -> list[SectionProgress]:
     return out
 
 
+def statuses_at(
+    session: Session,
+    plan: Plan,
+    views: list[ItemView],
+    moment: datetime,
+    *,
+    tz: ZoneInfo,
+    rules: StatusRules,
+) -> dict[int, str]:
+    """Each item's status as of an earlier moment, by item id: what `item_views(...,
+    as_of=moment)` says, in one query instead of six (the items, owners and deadlines are the
+    views' own, and a status needs none of the targets' values).
+
+    The status is judged as item_views judges it (keep the two alike), from the newest
+    standing report and the newest figure as of the moment.
+    """
+    latest, figures = latest_reports(session, plan, moment)
+    start = plan_start(plan)
+    local = moment.astimezone(tz)
+    out: dict[int, str] = {}
+    for view in views:
+        assert view.item.id is not None
+        report = latest.get(view.item.id)
+        figure = figures.get(view.item.id)
+        out[view.item.id] = judge(
+            percent=figure.percent if figure else None,
+            reported_status=report.status if report else None,
+            last_report_at=report.created_at if report else None,
+            start=start,
+            deadline=view.deadline,
+            today=local.date(),
+            now=local,
+            rules=rules,
+        ).status
+    return out
+
+
 def build_digest(
     session: Session,
     plan: Plan,
@@ -173,10 +217,7 @@ def build_digest(
     if as_of < week_start:
         raise UserError("digest.future_week", week=f"{year}-W{number:02d}")
     views = item_views(session, plan, now=now, tz=tz, rules=rules, as_of=as_of)
-    before = {
-        v.item.id: v.status
-        for v in item_views(session, plan, now=now, tz=tz, rules=rules, as_of=week_start)
-    }
+    before = statuses_at(session, plan, views, week_start, tz=tz, rules=rules)
     views.sort(key=lambda v: (SEVERITY[v.status], v.item.number))
     counts = dict.fromkeys(STATUSES, 0)
     for view in views:
@@ -192,11 +233,11 @@ def build_digest(
             if contact.role == Role.official and contact.id not in reporters
         }
     )
-    changes = [
-        StatusChange(v, before[v.item.id], v.status)
-        for v in views
-        if before.get(v.item.id) not in (None, v.status)
-    ]
+    changes = []
+    for view in views:
+        was = before.get(view.item.id) if view.item.id is not None else None
+        if was is not None and was != view.status:
+            changes.append(StatusChange(view, was, view.status))
     by_number = sorted(views, key=lambda v: v.item.number)
     return Digest(
         plan=plan,

@@ -1,7 +1,7 @@
 """Sending the digest: to every leader through the outbox, and to the leaders' group robot.
 
-The digest is rendered when it is queued, once per markup (plain text, Telegram HTML, WeCom
-markdown); the dispatcher picks the one that suits the channel it delivers on.
+The digest is rendered when it is queued, once per markup (plain text, HTML, markdown); the
+dispatcher picks the one that suits the channel it delivers on.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ def digest_payload(digest: Digest, locale: str, chart: Path | None) -> dict[str,
     """The digest in every markup, and its chart."""
     payload = {
         "text": render_digest(digest, "text", locale),
-        "html": render_digest(digest, "telegram", locale),
-        "markdown": render_digest(digest, "wecom", locale),
+        "html": render_digest(digest, "html", locale),
+        "markdown": render_digest(digest, "markdown", locale),
     }
     if chart is not None:
         payload["photo"] = str(chart)

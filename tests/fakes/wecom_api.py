@@ -580,7 +580,14 @@ class FakeWeCom(FakeServer[AppMessage]):
             return None, None, str(media_id)
         card = self._check_card(body.get("template_card"))  # the last known msgtype
         main = card.get("main_title") or {}
-        text = "\n".join(str(main[k]) for k in ("title", "desc") if main.get(k))
+        # What a member sees: WeCom shows a title of 36 characters, a description of 44 and a
+        # sub-title of 112 (the rest is cut off in the client).
+        parts = [
+            str(main.get("title") or "")[:36],
+            str(main.get("desc") or "")[:44],
+            str(card.get("sub_title_text") or "")[:112],
+        ]
+        text = "\n".join(part for part in parts if part)
         return text or None, card, None
 
     def _check_card(self, card: Any) -> JSONDict:

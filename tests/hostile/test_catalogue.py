@@ -34,9 +34,10 @@ from sqlmodel import Session, col, func, select
 from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 
 from bot import inbox
-from bot.channels.telegram import SECRET_HEADER
-from bot.channels.wecom import signature
+from bot.channels.telegram.channel import SECRET_HEADER
+from bot.channels.wecom.channel import signature
 from bot.models import (
+    Account,
     Assignment,
     AuditLog,
     BindAttempt,
@@ -49,7 +50,7 @@ from bot.models import (
     TargetValue,
     WorkItem,
 )
-from bot.services import audit, contacts
+from bot.services import accounts, audit, contacts
 from bot.services.binding import BindResult, bind_account
 from tests.fakes import FakeTelegram
 from tests.fakes.telegram_api import SentCall
@@ -113,9 +114,10 @@ def snapshot(engine: Engine, data_dir: Path | None = None) -> dict[str, Any]:
                 col(Contact.id),
                 col(Contact.name),
                 col(Contact.role),
-                col(Contact.telegram_id),
-                col(Contact.wecom_userid),
                 col(Contact.active),
+            ),
+            "accounts": rows(
+                col(Account.contact_id), col(Account.platform), col(Account.account_id)
             ),
             "items": rows(col(WorkItem.id), col(WorkItem.title), col(WorkItem.deadline)),
             "invites": rows(col(Invite.id), col(Invite.contact_id), col(Invite.used_at)),
@@ -729,7 +731,8 @@ def test_two_accounts_racing_with_one_code_bind_once(pg_database_factory: Any) -
     assert waited, "the second bind did not wait for the first"
     assert lost.problem == "bind.bad_code" and lost.contact is None
     with Session(engine) as s:
-        assert contacts.find_contact(s, "陈五").telegram_id == 4242
+        chen = contacts.find_contact(s, "陈五")
+        assert accounts.account_of(s, chen.id or 0, "telegram").account_id == "4242"  # type: ignore[union-attr]
         (used,) = s.exec(select(Invite.used_at).where(col(Invite.used_at).is_not(None))).all()
         assert used == now  # the claim's own time, stored as UTC
     engine.dispose()
@@ -767,7 +770,8 @@ async def test_an_invite_used_by_a_new_account_moves_the_binding_and_tells_the_a
     assert "/my" in answers[-1].plain_text  # the help follows
     with Session(chat.engine) as s:
         zhang = contacts.find_contact(s, "张三")
-        assert zhang.telegram_id == new_account
+        held = accounts.account_of(s, zhang.id or 0, "telegram")
+        assert held is not None and held.account_id == str(new_account)
         (entry,) = s.exec(select(AuditLog).where(AuditLog.action == "contact.rebind")).all()
         assert entry.actor == f"contact:{zhang.id}"
         assert entry.detail == {
@@ -778,12 +782,13 @@ async def test_an_invite_used_by_a_new_account_moves_the_binding_and_tells_the_a
         }
     # every admin (one here) has a notice row, and got it
     (notice,) = _admin_notices(chat.engine)
-    assert notice.payload["message"] == "bind.moved_notice.telegram"
+    assert notice.payload["message"] == "bind.moved_notice"
+    assert notice.payload["params"]["platform"] == {"key": "channel.telegram.label"}
     await chat.server.await_until(
         lambda server: any("账号变更：张三" in m.plain_text for m in server.messages_to(ZHAO))
     )
     told = [m.plain_text for m in chat.server.messages_to(ZHAO) if "账号变更" in m.plain_text]
-    assert len(told) == 1 and "/invite 张三" in told[0]
+    assert len(told) == 1 and "/invite 张三" in told[0] and "新的Telegram账号" in told[0]
     # the old account is a stranger; the new one reports as Zhang
     answer, before, after = await says(chat, old_account, "9 60%")
     assert UNKNOWN_SENDER in answer
@@ -806,7 +811,8 @@ async def test_an_invite_moves_a_wecom_binding_too(wecom: WeComDialog) -> None:
     texts = [m.content for m in await wecom.say("zhangsan-new", f"/start {code}")]
     assert "绑定成功！您是 张三" in texts[0] and "原来绑定的账号已解除绑定" in texts[0]
     (notice,) = _admin_notices(wecom.engine)
-    assert notice.payload["message"] == "bind.moved_notice.wecom"
+    assert notice.payload["message"] == "bind.moved_notice"
+    assert notice.payload["params"]["platform"] == {"key": "channel.wecom.label"}
     await wecom.fake.await_until(
         lambda f: any("企业微信账号" in str(m.content) for m in f.messages_to("zhaozhuren"))
     )

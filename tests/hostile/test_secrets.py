@@ -34,7 +34,7 @@ from wechatpy.enterprise.crypto import WeChatCrypto
 
 from bot import db
 from bot.app import DubanApp
-from bot.channels.telegram import TelegramChannel
+from bot.channels.telegram.channel import TelegramChannel
 from bot.clock import FakeClock
 from bot.models import Contact, Outbox
 from bot.redaction import MASK, Redactor, install_redaction, redact, remove_redaction

@@ -27,8 +27,8 @@ from sqlmodel import Session, func, select
 from telegram.ext import ApplicationBuilder
 from wechatpy.enterprise.crypto import PrpCrypto
 
-from bot.channels.telegram import MAX_MESSAGE, SECRET_HEADER, TelegramMessenger
-from bot.channels.wecom import MAX_BODY, signature
+from bot.channels.telegram.channel import MAX_MESSAGE, SECRET_HEADER, TelegramMessenger
+from bot.channels.wecom.channel import MAX_BODY, signature
 from bot.events import clean_text, split_html, utf16_size
 from bot.importer.parse import parse_plan_file
 from bot.ledger import write_ledger
@@ -250,7 +250,7 @@ async def test_an_unexpected_failure_is_a_503_in_one_line(
             for _ in range(20)
         ]
     assert statuses == [503] * 20
-    lines = [r.getMessage() for r in caplog.records if r.name == "bot.channels.wecom"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "bot.channels.wecom.channel"]
     assert len(lines) == 1 and "RuntimeError" in lines[0] and "9 60%" not in lines[0]
     _no_traceback(caplog)
 
@@ -267,7 +267,7 @@ async def test_500_hostile_callbacks_log_a_handful_of_lines(
             (await client.post(wecom.url, params=p, content=b)).status_code for p, b in requests
         ]
     assert statuses == [400] * 400 + [403] * 100
-    ours = [r for r in caplog.records if r.name == "bot.channels.wecom"]
+    ours = [r for r in caplog.records if r.name == "bot.channels.wecom.channel"]
     assert len(ours) == 2, [r.getMessage() for r in ours]  # one line per kind this minute
     assert all(len(r.getMessage()) < 200 for r in ours)
     assert len(caplog.records) < 10  # nor anyone else's (uvicorn's "Exception in ASGI ...")
@@ -360,7 +360,7 @@ async def test_500_hostile_webhook_calls_log_a_handful_of_lines(
             for n in range(500)
         ]
     assert sorted(set(statuses)) == [400, 403]
-    ours = [r.getMessage() for r in caplog.records if r.name == "bot.channels.telegram"]
+    ours = [r.getMessage() for r in caplog.records if r.name == "bot.channels.telegram.channel"]
     assert len(ours) == 2, ours
     assert not any(SECRET in line or FORGED in line for line in ours)
     _no_traceback(caplog)

@@ -82,6 +82,8 @@ def _check_fresh(timestamp: str) -> None:
 
 
 MAX_CARD_BUTTONS = 6
+CARD_TITLE = 36  # characters of a template card's main title
+CARD_SUBTITLE = 112  # characters of its sub-title text
 PER_MEMBER_PER_MINUTE = 29
 TOKEN_ERRORS = (40014, 42001)
 RETRY_ERRORS = (45009, 45033)
@@ -406,13 +408,21 @@ class WeComMessenger:
         return sent
 
     async def _send_cards(self, user: str, text: str, buttons: list[Button]) -> SentMessage:
-        title, _, rest = text.partition("\n")
+        parts = card_text(text)
+        if parts is None:
+            # Too long for a card: the whole text goes first as a message of its own (nothing
+            # of a question is cut), the card under it carries the buttons.
+            await self.send_text(user, text)
+            title, rest = _clip(text.partition("\n")[0], CARD_TITLE), ""
+        else:
+            title, rest = parts
         sent: SentMessage | None = None
         for start in range(0, len(buttons), MAX_CARD_BUTTONS):
             part = buttons[start : start + MAX_CARD_BUTTONS]
             card: dict[str, Any] = {
                 "card_type": "button_interaction",
-                "main_title": {"title": _clip(title, 36), "desc": _clip(rest, 44)},
+                "main_title": {"title": title},
+                **({"sub_title_text": rest} if rest else {}),
                 "task_id": f"duban-{uuid.uuid4().hex}",
                 "button_list": [
                     {"text": _clip(b.label, 10), "style": 1, "key": b.data} for b in part
@@ -479,6 +489,19 @@ def _disposition_name(headers: Any) -> str:
         return clean_text(urllib.parse.unquote(encoded.group(1)))[:255]
     plain = _DISPOSITION_PLAIN.search(disposition)
     return clean_text(plain.group(1).strip())[:255] if plain is not None else ""
+
+
+def card_text(text: str) -> tuple[str, str] | None:
+    """A text as a template card's title and sub-title (a title cut after a sentence of its
+    first line), or None when it does not fit whole."""
+    head, _, tail = text.partition("\n")
+    if len(head) > CARD_TITLE:
+        cut = max(head.rfind(mark, 0, CARD_TITLE) for mark in "？。！：；?!:;")
+        if cut < 0:
+            return None
+        head, tail = head[: cut + 1], f"{head[cut + 1 :]}\n{tail}"
+    tail = tail.strip()
+    return (head, tail) if len(tail) <= CARD_SUBTITLE else None
 
 
 def _clip(text: str, limit: int) -> str:

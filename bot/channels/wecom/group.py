@@ -6,7 +6,7 @@ import logging
 
 import httpx
 
-from bot.channels.wecom import MemberPacer
+from bot.channels.wecom.channel import MemberPacer
 from bot.events import split_text, utf8_size
 
 log = logging.getLogger(__name__)

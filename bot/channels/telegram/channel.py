@@ -61,7 +61,7 @@ from bot.events import (
 from bot.evidence import FetchFailed, FileTooBig
 from bot.i18n import Translator
 from bot.inbox import Received
-from bot.models import Contact, Role
+from bot.models import Account, Contact, Role
 from bot.ordering import ChatLocks
 from bot.router import Router
 from bot.settings import Settings
@@ -447,13 +447,12 @@ class TelegramChannel:
 
         per_chat: dict[int, list[BotCommand]] = {}
         with Session(self.engine) as session:
-            for contact in session.exec(
-                select(Contact).where(
-                    col(Contact.telegram_id).is_not(None), Contact.role != Role.official
-                )
+            for role, account_id in session.exec(
+                select(Contact.role, Account.account_id)
+                .join(Account, col(Account.contact_id) == Contact.id)
+                .where(Account.platform == PLATFORM, Contact.role != Role.official)
             ):
-                assert contact.telegram_id is not None
-                per_chat[contact.telegram_id] = commands(contact.role)
+                per_chat[int(account_id)] = commands(Role(role))
         return commands(Role.official), per_chat
 
     async def _set_commands(self) -> None:
