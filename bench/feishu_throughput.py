@@ -19,21 +19,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from sqlmodel import Session
-
-from bench.common import (
-    SAMPLE,
-    count_rows,
-    cpu_seconds,
-    free_port,
-    proc_status_mb,
-    progress_text,
-    start_duban,
-)
-from bot import db
-from bot.importer.parse import parse_plan_file
-from bot.models import Assignment, Role
-from bot.services import audit, contacts, plans
+from bench.common import Load, push_load, run_load, seed_on
 from tests.fakes.feishu_api import FAST_CLIENT_CONFIG, FakeFeishu
 
 TIMEOUT = 600.0  # seconds the load may take
@@ -42,30 +28,6 @@ TIMEOUT = 600.0  # seconds the load may take
 def open_id(n: int) -> str:
     """The open_id of the n-th seeded official."""
     return "ou_" + hashlib.md5(f"bench-official-{n}".encode()).hexdigest()
-
-
-def seed(url: str, officials: int) -> None:
-    """The sample plan and `officials` officials bound on Feishu, one item each."""
-    engine = db.make_engine(url)
-    db.upgrade(engine)
-    with Session(engine) as session:
-        plan = plans.import_plan(
-            session, parse_plan_file(SAMPLE), source_file="s", actor="cli"
-        ).plan
-        items = plans.live_items(session, plan)
-        for i in range(officials):
-            contact = contacts.add_contact(
-                session,
-                name=f"联络员{i:05d}",
-                unit="基础教育科",
-                role=Role.official,
-                accounts={"feishu": open_id(i)},
-                actor=audit.CLI_ACTOR,
-            )
-            item = items[i % len(items)]
-            session.add(Assignment(item_id=item.id or 0, contact_id=contact.id or 0))
-        session.commit()
-    engine.dispose()
 
 
 def feishu_env(fake: FakeFeishu, url: str) -> dict[str, str]:
@@ -81,51 +43,44 @@ def feishu_env(fake: FakeFeishu, url: str) -> dict[str, str]:
 def run(fake: FakeFeishu, messages: int, officials: int, workdir: Path) -> None:
     """Push the load into `duban run` and print the figures."""
     url = f"sqlite:///{workdir / 'bench.db'}"
-    seed(url, officials)
-    proc = start_duban(feishu_env(fake, url), workdir, free_port())
-    try:
+    seed_on(url, officials, "feishu", open_id)
+
+    def connected() -> None:
         fake.wait_connected(timeout=60)
         time.sleep(0.5)  # let the start settle (the SDK's import, the first ping)
-        idle = proc_status_mb(proc.pid, "VmRSS")
-        cpu = cpu_seconds(proc.pid)
-        fake_cpu = time.process_time()
-        started = time.perf_counter()
-        for n in range(messages):
-            official = n % officials
-            fake.user_says(open_id(official), progress_text(n, official, officials))
-        pushed = time.perf_counter() - started
-        try:
-            fake.wait_until(lambda f: len(f.sent) >= messages, timeout=TIMEOUT)
-        except TimeoutError:
-            print(
-                f"stuck: {len(fake.sent)} replies, {len(fake.acks)} acks, {dict(fake.stats)}",
-                flush=True,
-            )
-            raise
-        elapsed = time.perf_counter() - started
-        used = cpu_seconds(proc.pid) - cpu
-        fake_used = time.process_time() - fake_cpu
-        fake.wait_until(lambda f: len(f.acks) >= messages, timeout=60)
-        after = proc_status_mb(proc.pid, "VmRSS")
-        peak = proc_status_mb(proc.pid)
-        codes = Counter(ack.code for ack in fake.acks.values())
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
-    processed = count_rows(url, "inbox")
-    reports = count_rows(url, "report")
-    print(f"messages          : {messages} from {officials} officials")
-    print(f"pushed in         : {pushed:.2f} s")
-    print(f"all replies sent  : {elapsed:.2f} s")
-    print(f"replies/s         : {messages / elapsed:8.1f}")
-    print(
-        f"duban cpu         : {used / messages * 1000:.2f} ms/msg ({used / elapsed:.0%} of a core)"
+
+    def drive(pid: int) -> Load:
+        return push_load(
+            fake,
+            pid,
+            messages,
+            officials,
+            lambda official, text: fake.user_says(open_id(official), text),
+            lambda f: len(f.sent),
+            timeout=TIMEOUT,
+            stuck=lambda: f"{len(fake.sent)} replies, {len(fake.acks)} acks, {dict(fake.stats)}",
+        )
+
+    figures = run_load(
+        url,
+        feishu_env(fake, url),
+        workdir,
+        connected=connected,
+        drive=drive,
+        settle=lambda: fake.wait_until(lambda f: len(f.acks) >= messages, timeout=60),
     )
-    print(f"the fake's cpu    : {fake_used / elapsed:.0%} of a core (this process)")
-    print(f"duban RSS         : idle {idle:.1f} MB, after {after:.1f} MB, peak {peak:.1f} MB")
+    load = figures.load
+    codes = Counter(ack.code for ack in fake.acks.values())
+    print(f"messages          : {messages} from {officials} officials")
+    print(f"pushed in         : {load.pushed:.2f} s")
+    print(f"all replies sent  : {load.elapsed:.2f} s")
+    print(f"replies/s         : {load.rate:8.1f}")
+    print(f"duban cpu         : {load.cpu_ms:.2f} ms/msg ({load.busy:.0%} of a core)")
+    print(f"the fake's cpu    : {load.fake_busy:.0%} of a core (this process)")
+    print(f"duban RSS         : {figures.rss_text}")
     print(f"acknowledgements  : {dict(codes)}")
     print(
-        f"inbox rows {processed}, reports stored {reports}, token fetches "
+        f"inbox rows {figures.inbox_rows}, reports stored {figures.reports}, token fetches "
         f"{fake.stats['tenant_access_token']}"
     )
 

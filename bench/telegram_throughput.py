@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,10 +22,10 @@ from bench.common import (
     FIRST_TELEGRAM_ID,
     ROOT,
     count_rows,
-    cpu_seconds,
     free_port,
     proc_status_mb,
     progress_text,
+    push_load,
     seed,
     start_duban,
     telegram_env,
@@ -44,16 +43,17 @@ def drive(
     """Queue all messages at once; return the seconds until every reply was sent."""
     # No server.reset() between bots: it restarts update ids at 1, and the previous bot's
     # last long poll (still open at the server) would confirm them away with its old offset.
-    done = server.stats["sendMessage"] + messages
-    cpu = cpu_seconds(pid)
-    start = time.perf_counter()
-    for n in range(messages):
-        server.user_says(FIRST_TELEGRAM_ID + n % officials, text_for(n, n % officials))
-    server.wait_until(lambda s: s.stats["sendMessage"] >= done, timeout=600)
-    elapsed = time.perf_counter() - start
-    used = cpu_seconds(pid) - cpu
-    print(f"  cpu {used / messages * 1000:.2f} ms/msg, busy {used / elapsed:.0%} of one core")
-    return elapsed
+    load = push_load(
+        server,
+        pid,
+        messages,
+        officials,
+        lambda official, text: server.user_says(FIRST_TELEGRAM_ID + official, text),
+        lambda s: s.stats["sendMessage"],
+        text_for=text_for,
+    )
+    print(f"  cpu {load.cpu_ms:.2f} ms/msg, busy {load.busy:.0%} of one core")
+    return load.elapsed
 
 
 def run_echo(server: FakeTelegram, messages: int, officials: int, transport: str) -> float:

@@ -288,7 +288,7 @@ async def test_stop_is_prompt_and_closes_the_connection(bot: FeishuDriver) -> No
     assert time.monotonic() - started < 5
     await asyncio.to_thread(bot.fake.wait_until, lambda f: not f.connected, 5.0)
     bot.app = bot._new_app()  # for the driver's own stop at the end
-    await bot.start()
+    await bot._start()
 
 
 async def test_a_refused_app_secret_is_one_line_and_start_goes_on(

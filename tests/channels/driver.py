@@ -17,20 +17,28 @@ on SQLite and PostgreSQL.
 
 from __future__ import annotations
 
+import asyncio
+import re
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from bot import inbox
 from bot.app import DubanApp
 from bot.clock import FakeClock
+from bot.events import IncomingMessage
 from bot.importer.parse import parse_plan_file
 from bot.inbox import Received
 from bot.models import Assignment, AssignmentRole, Role
 from bot.services import audit, contacts, plans
+from bot.settings import Settings
 from tests.harness import SAMPLE
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -133,3 +141,138 @@ def seed_cast(engine: Engine, platform: str, accounts: dict[str, str]) -> dict[s
         )
         session.commit()
     return {UNBOUND: code}
+
+
+WAIT_SECONDS = 10.0  # the longest a driver waits for the app to handle something
+
+
+class DriverBase:
+    """What the drivers share: the app's lifecycle on one set of settings and one clock, and
+    waiting until it has handled events. A driver sets `platform`, `accounts` and `events`
+    (what the platform's events are called, for timeouts), and overrides `_start_app` when
+    starting takes more than `app.start()` (a connection to wait for)."""
+
+    platform: str
+    accounts: ClassVar[dict[str, str]]  # cast name (and STRANGER) -> platform account id
+    events: ClassVar[str] = "events"  # "DingTalk events", "Telegram updates", ...
+
+    def __init__(self, settings: Settings, clock: FakeClock) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.codes: dict[str, str] = {}
+        self.app = self._new_app()
+        self._handled: set[str] = set()
+        self._changed = asyncio.Event()
+
+    # --- the app --------------------------------------------------------------------------
+
+    def _new_app(self) -> DubanApp:
+        return DubanApp(self.settings, clock=self.clock, run_scheduler=False)
+
+    def _observe(self, event: IncomingMessage) -> None:
+        self._handled.add(event.update_id)
+        self._changed.set()
+
+    async def _start_app(self) -> None:
+        """Start the app (a driver waits here for what the platform connects, too)."""
+        await self.app.start()
+
+    async def _start(self) -> None:
+        """Start the app and wait until what the inbox held unhandled has been handled."""
+        self.app.core.observers.append(self._observe)
+        waiting = {entry.update_key for entry in inbox.pending(self.app.engine, self.platform)}
+        await self._start_app()
+        await self._wait_handled(waiting)
+
+    async def _stop(self) -> None:
+        await self.app.stop()
+
+    async def restart(self) -> None:
+        """Stop the app, start a new one on the same settings and fake, and wait until it has
+        handled what the inbox held unhandled."""
+        await self._stop()
+        self.app = self._new_app()
+        await self._start()
+
+    @property
+    def engine(self) -> Engine:
+        """The app's database."""
+        return self.app.engine
+
+    # --- waiting --------------------------------------------------------------------------
+
+    async def _wait_handled(self, update_ids: Iterable[str]) -> None:
+        """Wait until the app has handled these events (its observers saw them)."""
+        wanted = set(update_ids)
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not wanted <= self._handled:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                missing = sorted(wanted - self._handled)
+                raise TimeoutError(f"{self.events} {missing} were not handled")
+            self._changed.clear()
+            with suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.05))
+        await asyncio.sleep(0)  # let notices kicked by the handler go out
+
+    async def _wait_quiet(self) -> None:
+        """Wait until no channel has an event in hand."""
+        deadline = time.monotonic() + WAIT_SECONDS
+        while any(getattr(channel, "_tasks", None) for channel in self.app.channels):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.events} still in hand")
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0)
+
+    # --- the cast's hands ------------------------------------------------------------------
+
+    def account(self, person: str) -> str:
+        """The platform account id of a cast member (also of STRANGER)."""
+        return self.accounts[person]
+
+    @staticmethod
+    def _check_choice(said: Said, data: str) -> None:
+        """Refuse a click on a choice the message does not have."""
+        if data not in [d for _, d in said.choices]:
+            raise ValueError(f"{data!r} is not a choice of that message: {said.choices!r}")
+
+
+D = TypeVar("D", bound=DriverBase)
+
+
+@asynccontextmanager
+async def serving(driver: D, fake: Any) -> AsyncIterator[D]:
+    """Seed the cast, start the driver's app and yield the driver; stop the app at the end
+    (also after a failed start: its server and engine), and, unless something failed, check
+    that the fake saw no internal errors."""
+    failed = False
+    try:
+        try:
+            driver.codes = seed_cast(driver.app.engine, driver.platform, driver.accounts)
+            await driver._start()
+            yield driver
+        finally:
+            await driver._stop()
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        if not failed:
+            assert fake.internal_errors == [], fake.internal_errors
+
+
+# What a reader sees of the markdown WeCom, DingTalk and Feishu render, near enough.
+MARKDOWN: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^#{1,6}\s*", re.MULTILINE), ""),
+    (re.compile(r"^>\s?", re.MULTILINE), ""),
+    (re.compile(r"\*\*(.*?)\*\*", re.DOTALL), r"\1"),
+    (re.compile(r"\[([^\]]*)\]\([^)]*\)"), r"\1"),
+    (re.compile(r"<font[^>]*>(.*?)</font>", re.DOTALL), r"\1"),
+]
+
+
+def plain(markdown: str) -> str:
+    """What a reader sees of a markdown message, near enough: the markup removed."""
+    for pattern, replacement in MARKDOWN:
+        markdown = pattern.sub(replacement, markdown)
+    return markdown

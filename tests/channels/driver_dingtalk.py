@@ -12,23 +12,16 @@ pushed again.
 
 from __future__ import annotations
 
-import asyncio
 import re
-import time
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.engine import Engine
-
-from bot import inbox
-from bot.app import DubanApp
 from bot.clock import FakeClock
-from bot.events import IncomingMessage
 from bot.inbox import Received
 from bot.settings import Settings
-from tests.channels.driver import STRANGER, Said, seed_cast
+from tests.channels.driver import STRANGER, WAIT_SECONDS, DriverBase, Said, plain, serving
 from tests.fakes.dingtalk_api import FakeDingTalk, Pushed, Sent
 
 NAME = "dingtalk"
@@ -41,8 +34,6 @@ ACCOUNTS: dict[str, str] = {
     "陈五": "chenwu05",
     STRANGER: "passerby99",
 }
-
-WAIT_SECONDS = 10.0  # the longest the driver waits for the app to handle something
 
 
 def available() -> str | None:
@@ -73,77 +64,24 @@ def dingtalk_settings(fake: FakeDingTalk, db_url: str, **extra: Any) -> Settings
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-class DingTalkDriver:
+class DingTalkDriver(DriverBase):
     """A running Duban on the fake DingTalk, and the cast's hands on it."""
 
     platform = NAME
+    accounts = ACCOUNTS
+    events = "DingTalk events"
     group_robot = True  # the leaders' group robot posts to the fake's robot/send
 
     def __init__(self, fake: FakeDingTalk, settings: Settings, clock: FakeClock) -> None:
         self.fake = fake
-        self.settings = settings
-        self.clock = clock
-        self.codes: dict[str, str] = {}
-        self.app = self._new_app()
-        self._handled: set[str] = set()
-        self._changed = asyncio.Event()
+        super().__init__(settings, clock)
         self._last: dict[str, Pushed] = {}  # person -> the last frame they caused
 
-    # --- the app --------------------------------------------------------------------------
-
-    def _new_app(self) -> DubanApp:
-        return DubanApp(self.settings, clock=self.clock, run_scheduler=False)
-
-    def _observe(self, event: IncomingMessage) -> None:
-        self._handled.add(event.update_id)
-        self._changed.set()
-
-    async def _start(self) -> None:
-        """Start the app, wait for its stream connection and until what the inbox held
-        unhandled has been handled."""
-        self.app.core.observers.append(self._observe)
-        waiting = {entry.update_key for entry in inbox.pending(self.app.engine, NAME)}
+    async def _start_app(self) -> None:
+        """Start the app and wait for its stream connection."""
         connections = self.fake.connections_made
         await self.app.start()
         await self.fake.await_connected(connections + 1, WAIT_SECONDS)
-        await self._wait_handled(waiting)
-
-    async def restart(self) -> None:
-        """Stop the app, start a new one on the same settings and fake, and wait until it has
-        handled what the inbox held unhandled."""
-        await self.app.stop()
-        self.app = self._new_app()
-        await self._start()
-
-    @property
-    def engine(self) -> Engine:
-        """The app's database."""
-        return self.app.engine
-
-    # --- waiting --------------------------------------------------------------------------
-
-    async def _wait_handled(self, update_ids: Iterable[str]) -> None:
-        """Wait until the app has handled these events (its observers saw them)."""
-        wanted = set(update_ids)
-        deadline = time.monotonic() + WAIT_SECONDS
-        while not wanted <= self._handled:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                missing = sorted(wanted - self._handled)
-                raise TimeoutError(f"DingTalk events {missing} were not handled")
-            self._changed.clear()
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.05))
-        await asyncio.sleep(0)  # let notices kicked by the handler go out
-
-    async def _wait_quiet(self) -> None:
-        """Wait until no channel has an event in hand."""
-        deadline = time.monotonic() + WAIT_SECONDS
-        while any(getattr(channel, "_tasks", None) for channel in self.app.channels):
-            if time.monotonic() > deadline:
-                raise TimeoutError("DingTalk events still in hand")
-            await asyncio.sleep(0.005)
-        await asyncio.sleep(0)
 
     # --- frames ---------------------------------------------------------------------------
 
@@ -169,10 +107,6 @@ class DingTalkDriver:
 
     # --- the cast's hands ------------------------------------------------------------------
 
-    def account(self, person: str) -> str:
-        """The DingTalk userId of a cast member (also of STRANGER)."""
-        return ACCOUNTS[person]
-
     def _said(self, user: str, before: int) -> list[Said]:
         return [_said(message) for message in self.fake.messages_to(user)[before:]]
 
@@ -185,8 +119,7 @@ class DingTalkDriver:
         """The person clicks the card's button whose data is this."""
         from bot.channels.dingtalk.channel import decode_button
 
-        if data not in [d for _, d in said.choices]:
-            raise ValueError(f"{data!r} is not a choice of that message: {said.choices!r}")
+        self._check_choice(said, data)
         card = said.raw
         assert isinstance(card, Sent) and card.kind == "card"
         action = next(b for _, b in card.buttons if decode_button(b) == data)
@@ -225,21 +158,9 @@ class DingTalkDriver:
         return self._said(ACCOUNTS[person], 0)
 
 
-_MARKDOWN = [
-    (re.compile(r"^#{1,6}\s*", re.MULTILINE), ""),
-    (re.compile(r"^>\s?", re.MULTILINE), ""),
-    (re.compile(r"\*\*(.*?)\*\*", re.DOTALL), r"\1"),
-    (re.compile(r"\[([^\]]*)\]\([^)]*\)"), r"\1"),
-    (re.compile(r"<font[^>]*>(.*?)</font>", re.DOTALL), r"\1"),
-    (re.compile(r" {2}\n"), "\n"),
-]
-
-
 def _plain(markdown: str) -> str:
     """What a DingTalk user sees of a markdown message, near enough: the markup removed."""
-    for pattern, replacement in _MARKDOWN:
-        markdown = pattern.sub(replacement, markdown)
-    return markdown
+    return re.sub(r" {2}\n", "\n", plain(markdown))
 
 
 def _said(message: Sent) -> Said:
@@ -268,17 +189,5 @@ async def running(
             **settings,
         }
         driver = DingTalkDriver(fake, dingtalk_settings(fake, db_url, **values), FakeClock(start))
-        failed = False
-        try:
-            try:
-                driver.codes = seed_cast(driver.app.engine, NAME, ACCOUNTS)
-                await driver._start()
-                yield driver
-            finally:
-                await driver.app.stop()  # also after a failed start: its server and engine
-        except BaseException:
-            failed = True
-            raise
-        finally:
-            if not failed:
-                assert fake.internal_errors == [], fake.internal_errors
+        async with serving(driver, fake):
+            yield driver

@@ -20,21 +20,17 @@ import atexit
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 import httpx
-from sqlalchemy.engine import Engine
 
-from bot import inbox
-from bot.app import DubanApp
 from bot.clock import FakeClock
-from bot.events import IncomingMessage
 from bot.inbox import Received
 from bot.settings import Settings
-from tests.channels.driver import STRANGER, ChatDriver, Said, seed_cast
+from tests.channels.driver import STRANGER, WAIT_SECONDS, ChatDriver, DriverBase, Said, serving
 from tests.fakes.telegram_api import FakeTelegram, SentCall, _command_entities
 from tests.harness import settings_for
 
@@ -49,7 +45,6 @@ ACCOUNTS: dict[str, str] = {
     STRANGER: "9999",
 }
 
-WAIT_SECONDS = 10.0  # the longest the driver waits for the app to handle something
 FIRST_STORED_UPDATE = 800_000_000  # update ids of events made by received(): never the fake's
 FIRST_STORED_MESSAGE = 900_000
 
@@ -65,85 +60,22 @@ def available() -> str | None:
     return None
 
 
-class TelegramDriver:
+class TelegramDriver(DriverBase):
     """A running Duban on the fake Bot API, and the cast's hands on it."""
 
     platform = NAME
+    accounts = ACCOUNTS
+    events = "Telegram updates"
     group_robot = False  # no leaders' group robot on Telegram
 
     def __init__(self, server: FakeTelegram, settings: Settings, clock: FakeClock) -> None:
         self.server = server
-        self.settings = settings
-        self.clock = clock
-        self.codes: dict[str, str] = {}
-        self.app = self._new_app()
-        self._handled: set[str] = set()
-        self._changed = asyncio.Event()
+        super().__init__(settings, clock)
         self._last: dict[str, int] = {}  # person -> update_id of their last event
         self._update_ids = itertools.count(FIRST_STORED_UPDATE)
         self._message_ids = itertools.count(FIRST_STORED_MESSAGE)
 
-    # --- the app --------------------------------------------------------------------------
-
-    def _new_app(self) -> DubanApp:
-        return DubanApp(self.settings, clock=self.clock, run_scheduler=False)
-
-    def _observe(self, event: IncomingMessage) -> None:
-        self._handled.add(event.update_id)
-        self._changed.set()
-
-    async def _start(self) -> None:
-        """Start the app and wait until what the inbox held unhandled has been handled."""
-        self.app.core.observers.append(self._observe)
-        waiting = {entry.update_key for entry in inbox.pending(self.app.engine, NAME)}
-        await self.app.start()
-        await self._wait_handled(waiting)
-
-    async def _stop(self) -> None:
-        await self.app.stop()
-
-    async def restart(self) -> None:
-        """Stop the app, start a new one on the same settings and fake, and wait until it has
-        handled what the inbox held unhandled."""
-        await self._stop()
-        self.app = self._new_app()
-        await self._start()
-
-    @property
-    def engine(self) -> Engine:
-        """The app's database."""
-        return self.app.engine
-
-    # --- waiting --------------------------------------------------------------------------
-
-    async def _wait_handled(self, update_ids: Iterable[str]) -> None:
-        """Wait until the app has handled these events (its observers saw them)."""
-        wanted = set(update_ids)
-        deadline = time.monotonic() + WAIT_SECONDS
-        while not wanted <= self._handled:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                missing = sorted(wanted - self._handled)
-                raise TimeoutError(f"Telegram updates {missing} were not handled")
-            self._changed.clear()
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.05))
-        await asyncio.sleep(0)  # let notices kicked by the handler go out
-
-    async def _wait_quiet(self) -> None:
-        """Wait until no channel has an update in hand."""
-        deadline = time.monotonic() + WAIT_SECONDS
-        while any(getattr(channel, "_tasks", None) for channel in self.app.channels):
-            if time.monotonic() > deadline:
-                raise TimeoutError("Telegram updates still in hand")
-            await asyncio.sleep(0.005)
-        await asyncio.sleep(0)
-
     # --- the cast's hands ------------------------------------------------------------------
-
-    def account(self, person: str) -> str:
-        """The Telegram user id of a cast member (also of STRANGER)."""
-        return ACCOUNTS[person]
 
     def _chat(self, person: str) -> int:
         return int(ACCOUNTS[person])
@@ -162,8 +94,7 @@ class TelegramDriver:
 
     async def click(self, person: str, said: Said, data: str) -> list[Said]:
         """The person clicks the inline button with this callback_data."""
-        if data not in [d for _, d in said.choices]:
-            raise ValueError(f"{data!r} is not a choice of that message: {said.choices!r}")
+        self._check_choice(said, data)
         chat = self._chat(person)
         assert isinstance(said.raw, SentCall) and said.raw.message_id is not None
         before = len(self.server.messages_to(chat))
@@ -265,17 +196,5 @@ async def running(
     """Duban polling the fake Bot API, the cast seeded with Telegram accounts."""
     server = _fake()
     driver = TelegramDriver(server, settings_for(server, db_url, **settings), FakeClock(start))
-    failed = False
-    try:
-        try:
-            driver.codes = seed_cast(driver.app.engine, NAME, ACCOUNTS)
-            await driver._start()
-            yield driver
-        finally:
-            await driver._stop()  # also after a failed start: its server and engine
-    except BaseException:
-        failed = True
-        raise
-    finally:
-        if not failed:
-            assert server.internal_errors == [], server.internal_errors
+    async with serving(driver, server):
+        yield driver

@@ -11,26 +11,28 @@ WeCom's retry: the same plain XML (same MsgId, or the same card event) posted ag
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import itertools
-import re
 import time
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager, suppress
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 import httpx
-from sqlalchemy.engine import Engine
 
-from bot import inbox
-from bot.app import DubanApp
 from bot.clock import FakeClock
-from bot.events import IncomingMessage
 from bot.inbox import Received
 from bot.settings import Settings
-from tests.channels.driver import STRANGER, ChatDriver, Said, seed_cast
+from tests.channels.driver import (
+    STRANGER,
+    WAIT_SECONDS,
+    ChatDriver,
+    DriverBase,
+    Said,
+    plain,
+    serving,
+)
 from tests.fakes.wecom_api import AppMessage, FakeWeCom
 from tests.harness import WECOM_AES_KEY, WECOM_TOKEN, wecom_settings
 
@@ -45,7 +47,6 @@ ACCOUNTS: dict[str, str] = {
     STRANGER: "passerby",
 }
 
-WAIT_SECONDS = 10.0  # the longest the driver waits for the app to handle something
 FIRST_MSG_ID = 7_000_000_000
 
 
@@ -61,79 +62,23 @@ def available() -> str | None:
     return None
 
 
-class WeComDriver:
+class WeComDriver(DriverBase):
     """A running Duban on the fake WeCom API, and the cast's hands on it."""
 
     platform = NAME
+    accounts = ACCOUNTS
+    events = "WeCom callbacks"
     group_robot = True  # the leaders' group robot posts to the fake's webhook/send
 
     def __init__(self, fake: FakeWeCom, settings: Settings, clock: FakeClock) -> None:
         from wechatpy.enterprise.crypto import WeChatCrypto
 
         self.fake = fake
-        self.settings = settings
-        self.clock = clock
-        self.codes: dict[str, str] = {}
         self.crypto = WeChatCrypto(WECOM_TOKEN, WECOM_AES_KEY, fake.corp_id)
-        self.app = self._new_app()
-        self._handled: set[str] = set()
-        self._changed = asyncio.Event()
+        super().__init__(settings, clock)
         self._last: dict[str, str] = {}  # person -> the plain XML of their last callback
         self._ids = itertools.count(FIRST_MSG_ID)  # MsgIds, and CreateTimes of card events
         self._http = httpx.AsyncClient(timeout=WAIT_SECONDS)
-
-    # --- the app --------------------------------------------------------------------------
-
-    def _new_app(self) -> DubanApp:
-        return DubanApp(self.settings, clock=self.clock, run_scheduler=False)
-
-    def _observe(self, event: IncomingMessage) -> None:
-        self._handled.add(event.update_id)
-        self._changed.set()
-
-    async def _start(self) -> None:
-        """Start the app and wait until what the inbox held unhandled has been handled."""
-        self.app.core.observers.append(self._observe)
-        waiting = {entry.update_key for entry in inbox.pending(self.app.engine, NAME)}
-        await self.app.start()
-        await self._wait_handled(waiting)
-
-    async def restart(self) -> None:
-        """Stop the app, start a new one on the same settings and fake, and wait until it has
-        handled what the inbox held unhandled."""
-        await self.app.stop()
-        self.app = self._new_app()
-        await self._start()
-
-    @property
-    def engine(self) -> Engine:
-        """The app's database."""
-        return self.app.engine
-
-    # --- waiting --------------------------------------------------------------------------
-
-    async def _wait_handled(self, update_ids: Iterable[str]) -> None:
-        """Wait until the app has handled these events (its observers saw them)."""
-        wanted = set(update_ids)
-        deadline = time.monotonic() + WAIT_SECONDS
-        while not wanted <= self._handled:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                missing = sorted(wanted - self._handled)
-                raise TimeoutError(f"WeCom callbacks {missing} were not handled")
-            self._changed.clear()
-            with suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(remaining, 0.05))
-        await asyncio.sleep(0)  # let notices kicked by the handler go out
-
-    async def _wait_quiet(self) -> None:
-        """Wait until no channel has a callback in hand."""
-        deadline = time.monotonic() + WAIT_SECONDS
-        while any(getattr(channel, "_tasks", None) for channel in self.app.channels):
-            if time.monotonic() > deadline:
-                raise TimeoutError("WeCom callbacks still in hand")
-            await asyncio.sleep(0.005)
-        await asyncio.sleep(0)
 
     # --- callbacks ------------------------------------------------------------------------
 
@@ -190,10 +135,6 @@ class WeComDriver:
 
     # --- the cast's hands ------------------------------------------------------------------
 
-    def account(self, person: str) -> str:
-        """The WeCom userid of a cast member (also of STRANGER)."""
-        return ACCOUNTS[person]
-
     def _said(self, user: str, before: int) -> list[Said]:
         return [_said(message) for message in self.fake.messages_to(user)[before:]]
 
@@ -203,8 +144,7 @@ class WeComDriver:
 
     async def click(self, person: str, said: Said, data: str) -> list[Said]:
         """The person clicks the card's button with this key."""
-        if data not in [d for _, d in said.choices]:
-            raise ValueError(f"{data!r} is not a choice of that message: {said.choices!r}")
+        self._check_choice(said, data)
         assert isinstance(said.raw, AppMessage) and said.raw.card is not None
         task_id = str(said.raw.card["task_id"])
         return await self._send(person, self._card_event_xml(ACCOUNTS[person], data, task_id))
@@ -232,26 +172,10 @@ class WeComDriver:
         return self._said(ACCOUNTS[person], 0)
 
 
-_MARKDOWN = [
-    (re.compile(r"^#{1,6}\s*", re.MULTILINE), ""),
-    (re.compile(r"^>\s?", re.MULTILINE), ""),
-    (re.compile(r"\*\*(.*?)\*\*", re.DOTALL), r"\1"),
-    (re.compile(r"\[([^\]]*)\]\([^)]*\)"), r"\1"),
-    (re.compile(r"<font[^>]*>(.*?)</font>", re.DOTALL), r"\1"),
-]
-
-
-def _plain(markdown: str) -> str:
-    """What a WeCom user sees of a markdown message, near enough: the markup removed."""
-    for pattern, replacement in _MARKDOWN:
-        markdown = pattern.sub(replacement, markdown)
-    return markdown
-
-
 def _said(message: AppMessage) -> Said:
     text = message.content or ""
     if message.msgtype == "markdown":
-        text = _plain(text)
+        text = plain(text)
     return Said(text=text, choices=list(message.buttons), raw=message)
 
 
@@ -280,18 +204,8 @@ async def running(db_url: str, *, start: datetime, **settings: Any) -> AsyncIter
     fake = _fake()
     values = {"wecom_group_webhook_key": fake.group_key, **settings}
     driver = WeComDriver(fake, wecom_settings(fake, db_url, **values), FakeClock(start))
-    failed = False
     try:
-        try:
-            driver.codes = seed_cast(driver.app.engine, NAME, ACCOUNTS)
-            await driver._start()
+        async with serving(driver, fake):
             yield driver
-        finally:
-            await driver.app.stop()  # also after a failed start: its server and engine
-    except BaseException:
-        failed = True
-        raise
     finally:
         await driver._http.aclose()
-        if not failed:
-            assert fake.internal_errors == [], fake.internal_errors

@@ -27,6 +27,11 @@ its endpoints and says how its errors look.  The base gives it:
   ``media/get``); ``parse_multipart`` splits an upload into fields and files.
 - helpers: :class:`TokenBucket` and :class:`SlidingWindow` for rate limits, ``dumps``,
   ``http_error_response``, ``json_response``.
+- access tokens: a fake whose platform issues them subclasses :class:`TokenServer` instead;
+  its token endpoint calls ``_issue_token(make)``, its calls look their token up in
+  ``_tokens`` (token -> when it expires, ``time.monotonic``); it has ``token_ttl``,
+  ``current_token`` and ``expire_tokens()``, and its ``reset`` calls ``_forget_tokens()``
+  when tokens should not stay valid.
 
 A subclass sets ``label`` and ``thread_name``, optionally ``ok_code`` (the errcode recorded for a
 successful call, e.g. 0) and ``json_media_type``; calls ``super().__init__(host=, port=)`` and
@@ -195,6 +200,14 @@ class SlidingWindow:
         while self.events and now - self.events[0] >= window:
             self.events.popleft()
         return len(self.events)
+
+    def take(self, now: float, window: float, limit: float) -> bool:
+        """Record an event at ``now`` unless ``limit`` events happened within ``window``
+        seconds before it; whether it was recorded."""
+        if self.count(now, window) >= limit:
+            return False
+        self.events.append(now)
+        return True
 
 
 def dumps(value: Any) -> bytes:
@@ -679,3 +692,52 @@ class FakeServer(Generic[M]):
         with self._lock:
             self.stats[str(error.code)] += 1
         return self.json_response(error.payload(), error.status)
+
+
+class TokenServer(FakeServer[M]):
+    """A fake server whose platform issues access tokens: one current token at a time, each
+    valid ``token_ttl`` seconds (settable) from its issue."""
+
+    def __init__(self, *, token_ttl: int = 7200, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host=host, port=port)
+        self.token_ttl = token_ttl
+        self._tokens: dict[str, float] = {}  # every issued token -> when it expires
+        self._current_token: str | None = None
+
+    @property
+    def current_token(self) -> str | None:
+        """The token handed out now (None before the first, or once expired)."""
+        with self._lock:
+            token = self._current_token
+            if token is None or self._tokens[token] <= time.monotonic():
+                return None
+            return token
+
+    def expire_tokens(self) -> None:
+        """Every issued token is expired from now on; the next fetch gets a new one."""
+        with self._lock:
+            self._tokens = dict.fromkeys(self._tokens, -math.inf)
+            self._current_token = None
+
+    def _forget_tokens(self) -> None:
+        """No issued token is known any more (each is answered as invalid)."""
+        self._tokens = {}
+        self._current_token = None
+
+    def _issue_token(
+        self, make: Callable[[], str], *, renew_within: float = 0.0
+    ) -> tuple[str, float, bool]:
+        """The current token, or a new one from ``make()`` when there is none, it has expired
+        or it has less than ``renew_within`` seconds left; returns the token, the seconds it
+        has left and whether it is new."""
+        now = time.monotonic()
+        token = self._current_token
+        new = (
+            token is None or self._tokens[token] <= now or self._tokens[token] - now < renew_within
+        )
+        if new:
+            token = make()
+            self._tokens[token] = now + self.token_ttl
+            self._current_token = token
+        assert token is not None
+        return token, self._tokens[token] - now, new

@@ -105,11 +105,11 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 
 from .base import (
     FakeApiError,
-    FakeServer,
     FilePart,
     Incoming,
     JSONDict,
     SlidingWindow,
+    TokenServer,
 )
 
 TEXT_LIMIT = 5000
@@ -242,7 +242,7 @@ class _Connection:
     open: bool = True
 
 
-class FakeDingTalk(FakeServer[Sent]):
+class FakeDingTalk(TokenServer[Sent]):
     """A fake DingTalk; see the module docstring for the test-facing API."""
 
     label = "DingTalk"
@@ -262,13 +262,12 @@ class FakeDingTalk(FakeServer[Sent]):
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        super().__init__(host=host, port=port)
+        super().__init__(token_ttl=token_ttl, host=host, port=port)
         self.client_id = client_id
         self.client_secret = client_secret
         self.robot_code = robot_code or client_id
         self.group_token = group_token
         self.group_secret = group_secret
-        self.token_ttl = token_ttl
         self.corp_id = corp_id
         self.members: frozenset[str] | None = None if members is None else frozenset(members)
         self._endpoint("oauth2/accessToken", self._access_token, methods=("POST",))
@@ -278,8 +277,6 @@ class FakeDingTalk(FakeServer[Sent]):
         self._endpoint("robot/messageFiles/download", self._file_download, methods=("POST",))
         self._endpoint("media/upload", self._media_upload, methods=("POST",))
         self._endpoint("robot/send", self._group_send, methods=("POST",))
-        self._tokens: dict[str, float] = {}
-        self._current_token: str | None = None
         self._ids = itertools.count(1)
         self._ws_server: Server | None = None
         self.ws_port = 0
@@ -326,8 +323,7 @@ class FakeDingTalk(FakeServer[Sent]):
                 self._connections: list[_Connection] = []
                 self.connections_made = 0
             if not keep_tokens:
-                self._tokens = {}
-                self._current_token = None
+                self._forget_tokens()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -368,35 +364,15 @@ class FakeDingTalk(FakeServer[Sent]):
 
     # ------------------------------------------------------------------ tokens
 
-    @property
-    def current_token(self) -> str | None:
-        """The access token handed out now (None before the first, or once expired)."""
-        with self._lock:
-            token = self._current_token
-            if token is None or self._tokens[token] <= time.monotonic():
-                return None
-            return token
-
-    def expire_tokens(self) -> None:
-        """Every issued token is expired from now on (401 / 42001); the next fetch gets a
-        new one."""
-        with self._lock:
-            for token in self._tokens:
-                self._tokens[token] = -math.inf
-            self._current_token = None
-
     def _access_token(self, call: Incoming) -> JSONDict:
         body = _object(call)
         if body.get("appKey") != self.client_id or body.get("appSecret") != self.client_secret:
             raise OpenApiError(400, "invalidClientIdOrSecret", "无效的clientId或者clientSecret")
-        now = time.monotonic()
-        token = self._current_token
-        if token is None or self._tokens[token] <= now:
-            token = f"fake-dt-token-{next(self._ids)}-{secrets.token_hex(16)}"
-            self._tokens[token] = now + self.token_ttl
-            self._current_token = token
-            self.tokens_issued += 1
-        return {"accessToken": token, "expireIn": max(0, math.ceil(self._tokens[token] - now))}
+        token, left, new = self._issue_token(
+            lambda: f"fake-dt-token-{next(self._ids)}-{secrets.token_hex(16)}"
+        )
+        self.tokens_issued += new
+        return {"accessToken": token, "expireIn": max(0, math.ceil(left))}
 
     def _check_header_token(self, call: Incoming) -> None:
         token = call.headers.get("x-acs-dingtalk-access-token", "")
@@ -628,10 +604,8 @@ class FakeDingTalk(FakeServer[Sent]):
                 raise OapiError(40035)
         else:
             raise OapiError(40035)
-        now = time.monotonic()
-        if self._group_sends.count(now, 60.0) >= GROUP_PER_MINUTE:
+        if not self._group_sends.take(time.monotonic(), 60.0, GROUP_PER_MINUTE):
             raise OapiError(130101)
-        self._group_sends.events.append(now)
         self.group_messages.append(GroupMessage(str(msgtype), title, text, body, call.query))
         self._changed.notify_all()
         return {"errcode": 0, "errmsg": "ok"}

@@ -124,6 +124,7 @@ from .base import (
     Incoming,
     JSONDict,
     SlidingWindow,
+    TokenServer,
     file_response,
 )
 
@@ -332,7 +333,7 @@ def new_open_id() -> str:
     return "ou_" + secrets.token_hex(16)
 
 
-class FakeFeishu(FakeServer[FeishuMessage]):
+class FakeFeishu(TokenServer[FeishuMessage]):
     """A fake Feishu open platform; see the module docstring."""
 
     label = "Feishu"
@@ -353,12 +354,11 @@ class FakeFeishu(FakeServer[FeishuMessage]):
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        super().__init__(host=host, port=port)
+        super().__init__(token_ttl=token_ttl, host=host, port=port)
         self.app_id = app_id
         self.app_secret = app_secret
         self.group_token = group_token
         self.group_secret = group_secret
-        self.token_ttl = token_ttl
         self.client_config = dict(client_config or DEFAULT_CLIENT_CONFIG)
         self.users: frozenset[str] | None = None if users is None else frozenset(users)
         self.tenant_key = "fake-tenant-" + secrets.token_hex(4)
@@ -371,8 +371,6 @@ class FakeFeishu(FakeServer[FeishuMessage]):
         self._endpoint("hook", self._hook, methods=("POST",))
         self._endpoint("ws_endpoint", self._ws_endpoint, methods=("POST",))
         self._ids = itertools.count(1)
-        self._tokens: dict[str, float] = {}
-        self._current_token: str | None = None
         self._tickets: dict[str, str] = {}  # ticket -> service id
         self._ws_server: Server | None = None
         self._ws_port = 0
@@ -456,8 +454,7 @@ class FakeFeishu(FakeServer[FeishuMessage]):
             self._all_sends = SlidingWindow()
             self._hook_sends = SlidingWindow()
             if not keep_tokens:
-                self._tokens = {}
-                self._current_token = None
+                self._forget_tokens()
             self.tokens_issued: list[str] = list(self._tokens)
 
     # ------------------------------------------------------------------ test-facing API
@@ -474,12 +471,6 @@ class FakeFeishu(FakeServer[FeishuMessage]):
         with self._lock:
             self._chat_limit = per_chat_per_second
             self._overall_limit = overall_per_second
-
-    def expire_tokens(self) -> None:
-        """Every issued tenant token is invalid from now on (99991663)."""
-        with self._lock:
-            self._tokens = dict.fromkeys(self._tokens, float("-inf"))
-            self._current_token = None
 
     def recall(self, message_id: str) -> None:
         """The message is recalled: replying to it answers 230011."""
@@ -895,19 +886,12 @@ class FakeFeishu(FakeServer[FeishuMessage]):
             raise ApiError(10003)
         if body["app_id"] != self.app_id or body["app_secret"] != self.app_secret:
             raise ApiError(10014)
-        now = time.monotonic()
-        token = self._current_token
-        if token is None or self._tokens[token] - now < 1800:
-            token = "t-" + secrets.token_hex(20)
-            self._tokens[token] = now + self.token_ttl
-            self._current_token = token
+        token, left, new = self._issue_token(
+            lambda: "t-" + secrets.token_hex(20), renew_within=1800
+        )
+        if new:
             self.tokens_issued.append(token)
-        return {
-            "code": 0,
-            "msg": "ok",
-            "tenant_access_token": token,
-            "expire": max(0, int(self._tokens[token] - now)),
-        }
+        return {"code": 0, "msg": "ok", "tenant_access_token": token, "expire": max(0, int(left))}
 
     def _check_token(self, call: Incoming) -> None:
         value = call.headers.get("authorization", "")
@@ -1042,13 +1026,12 @@ class FakeFeishu(FakeServer[FeishuMessage]):
     def _apply_limits(self, receive_id: str, now: float) -> None:
         if self._chat_limit is not None:
             window = self._chat_sends.setdefault(receive_id, SlidingWindow())
-            if window.count(now, 1.0) >= self._chat_limit:
+            if not window.take(now, 1.0, self._chat_limit):
                 raise ApiError(230020)
-            window.events.append(now)
-        if self._overall_limit is not None:
-            if self._all_sends.count(now, 1.0) >= self._overall_limit:
-                raise ApiError(99991400)
-            self._all_sends.events.append(now)
+        if self._overall_limit is not None and not self._all_sends.take(
+            now, 1.0, self._overall_limit
+        ):
+            raise ApiError(99991400)
 
     # --- uploads and resources ------------------------------------------------------------------
 

@@ -147,11 +147,11 @@ from starlette.routing import BaseRoute
 
 from .base import (
     FakeApiError,
-    FakeServer,
     FilePart,
     Incoming,
     JSONDict,
     SlidingWindow,
+    TokenServer,
     file_response,
 )
 
@@ -323,7 +323,7 @@ def _content(body: JSONDict, key: str, limit: int, too_long: Callable[[], ApiErr
     return content
 
 
-class FakeWeCom(FakeServer[AppMessage]):
+class FakeWeCom(TokenServer[AppMessage]):
     """A fake WeCom server API; see the module docstring for the test-facing API."""
 
     label = "WeCom"
@@ -343,20 +343,17 @@ class FakeWeCom(FakeServer[AppMessage]):
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        super().__init__(host=host, port=port)
+        super().__init__(token_ttl=token_ttl, host=host, port=port)
         self.corp_id = corp_id
         self.secret = secret
         self.agent_id = agent_id
         self.group_key = group_key
-        self.token_ttl = token_ttl
         self.members: frozenset[str] | None = None if members is None else frozenset(members)
         self._endpoint("gettoken", self._gettoken)
         self._endpoint("message/send", self._message_send, methods=("POST",))
         self._endpoint("media/upload", self._media_upload, methods=("POST",))
         self._endpoint("media/get", self._media_get, methods=("GET",))
         self._endpoint("webhook/send", self._webhook_send, methods=("POST",))
-        self._tokens: dict[str, float] = {}
-        self._current_token: str | None = None
         self._ids = itertools.count(1)
         self.reset()
 
@@ -406,26 +403,9 @@ class FakeWeCom(FakeServer[AppMessage]):
             self._group_window = 60.0
             self._group_sends = SlidingWindow()
             if not keep_tokens:
-                self._tokens = {}
-                self._current_token = None
+                self._forget_tokens()
 
     # ------------------------------------------------------------------ test-facing API
-
-    @property
-    def current_token(self) -> str | None:
-        """The token gettoken hands out now (None before the first or after expiry)."""
-        with self._lock:
-            token = self._current_token
-            if token is None or self._tokens[token] <= time.monotonic():
-                return None
-            return token
-
-    def expire_tokens(self) -> None:
-        """Make every issued token expired: its next use answers 42001."""
-        with self._lock:
-            for token in self._tokens:
-                self._tokens[token] = -math.inf
-            self._current_token = None
 
     def fail_next(
         self, path: str, count: int = 1, errcode: int = 45009, errmsg: str | None = None
@@ -479,14 +459,11 @@ class FakeWeCom(FakeServer[AppMessage]):
             raise ApiError(40013)
         if secret != self.secret:
             raise ApiError(40001)
-        now = time.monotonic()
-        token = self._current_token
-        if token is None or self._tokens[token] <= now:
-            token = f"fake-token-{next(self._ids)}-{secrets.token_urlsafe(24)}"
-            self._tokens[token] = now + self.token_ttl
-            self._current_token = token
-            self.tokens_issued += 1
-        remaining = max(0, math.ceil(self._tokens[token] - now))
+        token, left, new = self._issue_token(
+            lambda: f"fake-token-{next(self._ids)}-{secrets.token_urlsafe(24)}"
+        )
+        self.tokens_issued += new
+        remaining = max(0, math.ceil(left))
         return {"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": remaining}
 
     def _check_token(self, req: Incoming) -> None:
@@ -734,11 +711,10 @@ class FakeWeCom(FakeServer[AppMessage]):
             content = _content(body, str(msgtype), limit, too_long)
         else:  # image
             self._check_robot_image(section)
-        if self._group_limit is not None:
-            now = time.monotonic()
-            if self._group_sends.count(now, self._group_window) >= self._group_limit:
-                raise ApiError(45009)
-            self._group_sends.events.append(now)
+        if self._group_limit is not None and not self._group_sends.take(
+            time.monotonic(), self._group_window, self._group_limit
+        ):
+            raise ApiError(45009)
         mentions = section.get("mentioned_list") if isinstance(section, dict) else None
         mobiles = section.get("mentioned_mobile_list") if isinstance(section, dict) else None
         self.group_messages.append(

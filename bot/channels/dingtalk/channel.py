@@ -54,6 +54,7 @@ from dingtalk_stream import (
 from dingtalk_stream.card_callback import Card_Callback_Router_Topic
 from starlette.routing import BaseRoute
 
+from bot.channels.common import EventHandling
 from bot.channels.dingtalk.api import NETWORK_ERRORS, DingTalkApi, DingTalkError, DownloadTooBig
 from bot.channels.dingtalk.stream import DubanStreamClient, FrameRefused, TopicHandler
 from bot.channels.dingtalk.text import DEFAULT_TITLE, clip, dingtalk_markdown, markdown_title
@@ -73,7 +74,6 @@ from bot.events import (
 from bot.evidence import FetchFailed, FileTooBig
 from bot.i18n import UserError
 from bot.inbox import Received
-from bot.ordering import ChatLocks
 from bot.settings import Settings
 from bot.web import RefusalLog
 
@@ -376,7 +376,7 @@ class DingTalkMessenger:
 # ---------------------------------------------------------------------- the channel
 
 
-class DingTalkChannel:
+class DingTalkChannel(EventHandling):
     """The stream connection and the messenger; events are handled in tracked tasks."""
 
     platform = PLATFORM
@@ -416,9 +416,7 @@ class DingTalkChannel:
         )
         self.client.register_callback_handler(ROBOT_TOPIC, TopicHandler(self._accept))
         self.client.register_callback_handler(CARD_TOPIC, TopicHandler(self._accept))
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._users = ChatLocks()
-        self._working = asyncio.Semaphore(WORKERS)
+        self._init_handling(log, "DingTalk message", WORKERS)
         self._accepting = False
         self._runner: asyncio.Task[None] | None = None
         self._to_store: list[tuple[Received, asyncio.Future[bool]]] = []
@@ -435,16 +433,12 @@ class DingTalkChannel:
                 await self.messenger.api.close()
                 raise UserError("channel.dingtalk.credentials_refused", code=exc.code) from None
             log.warning("DingTalk: no access token yet (%s); connecting anyway", exc)
-        entries = await asyncio.to_thread(self.core.pending, PLATFORM)
-        for entry in entries:
-            try:
-                event = to_event(entry.payload)
-            except FrameRefused:
-                event = None
-            if event is not None:
-                self._spawn(event, None)
-        if entries:
-            log.info("DingTalk: %d stored messages handed over after a restart", len(entries))
+        await self._hand_over(
+            PLATFORM,
+            to_event,
+            FrameRefused,
+            "DingTalk: %d stored messages handed over after a restart",
+        )
         self._accepting = True
         self._runner = asyncio.create_task(self.client.run(), name="dingtalk-stream")
 
@@ -517,19 +511,3 @@ class DingTalkChannel:
                 if not done.done():
                     done.set_result(fresh and received.update_key not in seen)
                 seen.add(received.update_key)
-
-    def _spawn(self, event: IncomingMessage, stored: asyncio.Future[bool] | None) -> None:
-        """Handle an event in a tracked task, once it is stored (per person in order)."""
-        task = asyncio.create_task(self._handle(event, stored))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _handle(self, event: IncomingMessage, stored: asyncio.Future[bool] | None) -> None:
-        async with self._users.hold(event.chat_id):
-            if stored is not None and not await stored:
-                return  # a delivery of what was stored before, or storing failed
-            async with self._working:
-                try:
-                    await self.core.handle(event)
-                except Exception:
-                    log.exception("handling a DingTalk message failed")

@@ -26,7 +26,6 @@ import re
 import time
 import urllib.parse
 import uuid
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,9 +33,9 @@ from typing import Any
 
 import aiohttp
 
+from bot.channels.common import Pacer
 from bot.events import Attachment, Button, Fetched, FileSink, SentMessage, clean_text, split_text
 from bot.evidence import FetchFailed, FileTooBig
-from bot.ordering import ChatLocks
 
 log = logging.getLogger(__name__)
 
@@ -153,30 +152,11 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-class ChatPacer:
+class ChatPacer(Pacer):
     """At most `limit` messages a second to one chat: waits for a free slot."""
 
     def __init__(self, limit: int = PER_CHAT_PER_SECOND, window: float = 1.0) -> None:
-        self.limit = limit
-        self.window = window
-        self._sent: dict[str, deque[float]] = {}
-        self._locks = ChatLocks()
-
-    async def wait(self, chat: str) -> None:
-        """Return when one more message to the chat stays within the limit (and count it)."""
-        async with self._locks.hold(chat):
-            sent = self._sent.setdefault(chat, deque())
-            now = time.monotonic()
-            while sent and now - sent[0] >= self.window:
-                sent.popleft()
-            if len(sent) >= self.limit:
-                await asyncio.sleep(self.window - (now - sent[0]))
-                sent.popleft()
-            sent.append(time.monotonic())
-            if len(self._sent) > 10_000:  # forget chats that have been quiet a while
-                cutoff = time.monotonic() - self.window
-                for key in [k for k, v in self._sent.items() if not v or v[-1] < cutoff]:
-                    del self._sent[key]
+        super().__init__(limit, window, forget_over=10_000)
 
 
 @dataclass

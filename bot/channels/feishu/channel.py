@@ -21,12 +21,11 @@ import importlib
 import logging
 from typing import Any
 
+from bot.channels.common import EventHandling
 from bot.channels.feishu.api import PLATFORM, FeishuApi, FeishuMessenger
 from bot.channels.feishu.events import EventRefused, to_event
 from bot.chat import ChatCore
-from bot.events import IncomingMessage
 from bot.inbox import Received
-from bot.ordering import ChatLocks
 from bot.settings import Settings
 from bot.web import RefusalLog
 
@@ -36,7 +35,7 @@ WORKERS = 16  # events handled at once (as TELEGRAM_CONCURRENT_UPDATES)
 TAKEN, REFUSED, FAILED, STOPPING = 200, 400, 500, 503
 
 
-class FeishuChannel:
+class FeishuChannel(EventHandling):
     """The long connection in and the messenger out (see the module docstring)."""
 
     platform = PLATFORM
@@ -54,24 +53,15 @@ class FeishuChannel:
         self.messenger = FeishuMessenger(self.api)
         self.connection: Any = None  # the LongConnection, once started
         self._connect_wait = connect_wait
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._users = ChatLocks()
-        self._working = asyncio.Semaphore(WORKERS)
+        self._init_handling(log, "Feishu event", WORKERS)
         self._accepting = False  # until start() has handed over what was stored before
         self._refusals = RefusalLog(log, "Feishu event")
 
     async def start(self) -> None:
         """Hand over what was stored and not handled (in order), then connect."""
-        entries = await asyncio.to_thread(self.core.pending, PLATFORM)
-        for entry in entries:
-            try:
-                event = to_event(entry.payload)
-            except EventRefused:
-                event = None
-            if event is not None:
-                self._spawn(self._handle(event, None))
-        if entries:
-            log.info("Feishu: %d stored events handed over after a restart", len(entries))
+        await self._hand_over(
+            PLATFORM, to_event, EventRefused, "Feishu: %d stored events handed over after a restart"
+        )
         self._accepting = True
         # The SDK takes seconds to import: not on the event loop.
         module = await asyncio.to_thread(importlib.import_module, "bot.channels.feishu.longconn")
@@ -112,7 +102,7 @@ class FeishuChannel:
         if not self._accepting:
             return STOPPING  # Feishu sends it again
         stored: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._spawn(self._handle(event, stored))  # its turn is kept from now on
+        self._spawn(event, stored)  # its turn is kept from now on
         received = Received(event.update_id, event.chat_id, text)
         try:
             (new,) = await self.core.store(PLATFORM, [received])
@@ -124,19 +114,3 @@ class FeishuChannel:
             if not stored.done():  # failed or cancelled: its turn passes
                 stored.set_result(False)
         return TAKEN
-
-    def _spawn(self, work: Any) -> None:
-        task = asyncio.create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _handle(self, event: IncomingMessage, stored: asyncio.Future[bool] | None) -> None:
-        """Handle an event in its person's turn, once it is stored (and new)."""
-        async with self._users.hold(event.chat_id):
-            if stored is not None and not await stored:
-                return  # a redelivery, or it could not be stored
-            async with self._working:
-                try:
-                    await self.core.handle(event)
-                except Exception:
-                    log.exception("handling a Feishu event failed")

@@ -26,7 +26,6 @@ import re
 import time
 import urllib.parse
 import uuid
-from collections import deque
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -42,6 +41,7 @@ from wechatpy.enterprise.crypto import PrpCrypto
 from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.exceptions import WeChatClientException
 
+from bot.channels.common import EventHandling, Pacer
 from bot.chat import ChatCore
 from bot.events import (
     Attachment,
@@ -57,7 +57,6 @@ from bot.events import (
 )
 from bot.evidence import FetchFailed, FileTooBig
 from bot.inbox import Received
-from bot.ordering import ChatLocks
 from bot.settings import Settings
 from bot.web import RefusalLog, RequestRefused, read_limited
 
@@ -275,26 +274,11 @@ class DubanWeComClient(WeChatClient):
         return result
 
 
-class MemberPacer:
+class MemberPacer(Pacer):
     """At most `limit` messages a minute to each member: waits for a free slot."""
 
     def __init__(self, limit: int = PER_MEMBER_PER_MINUTE, window: float = 60.0) -> None:
-        self.limit = limit
-        self.window = window
-        self._sent: dict[str, deque[float]] = {}
-        self._locks = ChatLocks()
-
-    async def wait(self, member: str) -> None:
-        """Return when one more message to member stays within the limit (and count it)."""
-        async with self._locks.hold(member):
-            sent = self._sent.setdefault(member, deque())
-            now = time.monotonic()
-            while sent and now - sent[0] >= self.window:
-                sent.popleft()
-            if len(sent) >= self.limit:
-                await asyncio.sleep(self.window - (now - sent[0]))
-                sent.popleft()
-            sent.append(time.monotonic())
+        super().__init__(limit, window)
 
 
 class WeComMessenger:
@@ -508,7 +492,7 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-class WeComChannel:
+class WeComChannel(EventHandling):
     """The callback endpoint and the messenger; callbacks run in tracked background tasks."""
 
     platform = PLATFORM
@@ -531,26 +515,20 @@ class WeComChannel:
             settings.wecom_api_base_url,
         )
         self.messenger = WeComMessenger(client, settings.wecom_agent_id)
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._users = ChatLocks()
         # Few messages in work at once: the rest wait cheaply, and answering callbacks stays
         # fast under a burst (the work competes with the event loop for the interpreter).
-        self._working = asyncio.Semaphore(WORKERS)
+        self._init_handling(log, "WeCom message", WORKERS)
         self._accepting = False  # until start() has handed over what was stored before
         self._refusals = RefusalLog(log, "WeCom callback")
 
     async def start(self) -> None:
         """Hand over what was stored and not handled (in order), then take callbacks."""
-        entries = await asyncio.to_thread(self.core.pending, PLATFORM)
-        for entry in entries:
-            try:
-                event = to_event(entry.payload)
-            except CallbackRejected:
-                event = None
-            if event is not None:
-                self._spawn(event)
-        if entries:
-            log.info("WeCom: %d stored messages handed over after a restart", len(entries))
+        await self._hand_over(
+            PLATFORM,
+            to_event,
+            CallbackRejected,
+            "WeCom: %d stored messages handed over after a restart",
+        )
         self._accepting = True
         log.info("WeCom callback ready at /wecom/callback")
 
@@ -606,19 +584,6 @@ class WeComChannel:
         if new:
             self._spawn(event)
         return Response(status_code=200)
-
-    def _spawn(self, event: IncomingMessage) -> None:
-        """Handle an event in a tracked background task (per user in order)."""
-        task = asyncio.create_task(self._handle(event))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _handle(self, event: IncomingMessage) -> None:
-        async with self._users.hold(event.chat_id), self._working:
-            try:
-                await self.core.handle(event)
-            except Exception:
-                log.exception("handling a WeCom message failed")
 
 
 def missing_wecom_settings(settings: Settings) -> list[str]:
