@@ -55,6 +55,15 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _sqlite_end_transaction(dbapi_conn: Any, _record: Any) -> None:
+    """A connection goes back to the pool outside any transaction. After a COMMIT that failed
+    (a constraint checked at commit, a full disk), sqlite3 keeps the transaction open and the
+    pool's reset leaves it so: the next session on that connection would see, and could commit,
+    what the failed one wrote."""
+    if dbapi_conn is not None and dbapi_conn.in_transaction:
+        dbapi_conn.rollback()
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine for DATABASE_URL; SQLite files run in WAL mode with foreign keys on.
 
@@ -68,6 +77,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             real, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
         )
         sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "checkin", _sqlite_end_transaction)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     if "connect_timeout" not in parsed.query:  # libpq waits for the OS (minutes) by default
