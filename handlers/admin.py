@@ -196,6 +196,8 @@ def account_binder(platform: str) -> Callable[[ChatContext], None]:
     """The handler of `/<platform> NAME ACCOUNT`: an admin ties a contact to their account on
     a channel whose accounts an admin may bind (its spec's admin_binds)."""
 
+    spec = registry.specs()[platform]
+
     def bind(ctx: ChatContext) -> None:
         parts = ctx.args.split()
         if len(parts) < 2:
@@ -203,7 +205,7 @@ def account_binder(platform: str) -> Callable[[ChatContext], None]:
                 "account.usage",
                 command=platform,
                 platform=accounts.label(platform),
-                example=registry.spec_of(platform).example,  # type: ignore[union-attr]
+                example=spec.example,
             )
         person = contacts.find_contact(ctx.session, parts[0])
         stored = accounts.bind_by_admin(ctx.session, person, platform, parts[1], actor=ctx.actor)
@@ -216,7 +218,7 @@ def account_binder(platform: str) -> Callable[[ChatContext], None]:
 def contacts_list(ctx: ChatContext) -> None:
     """Lists every contact with unit, role, bound accounts and number of items."""
     rows = contacts.list_contacts(ctx.session)
-    held = contacts.accounts_by_contact(ctx.session, [c for c, _ in rows])
+    held = accounts.accounts_of(ctx.session, [c.id for c, _ in rows if c.id is not None])
     shown = {
         contact_id: [(ctx.t(f"channel.{name}.label"), value) for name, value in found.items()]
         for contact_id, found in held.items()

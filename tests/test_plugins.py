@@ -230,3 +230,31 @@ def test_migration_0010_keeps_every_binding(tmp_path: Path) -> None:
         (4, None, None),
     ]
     engine.dispose()
+
+
+def test_a_group_secret_without_its_robot_is_refused_even_without_the_app() -> None:
+    lone = Settings(_env_file=None, dingtalk_group_secret="SECabc")  # type: ignore[call-arg]
+    with pytest.raises(UserError) as refused:
+        registry.groups(lone)
+    assert "DINGTALK_GROUP_ACCESS_TOKEN" in refused.value.render(Translator("zh-CN"))
+
+
+async def test_every_group_robot_gets_the_digest_even_when_one_fails() -> None:
+    from bot.app import GroupRobots
+
+    class Robot:
+        def __init__(self, fails: bool) -> None:
+            self.fails = fails
+            self.sent: list[str] = []
+
+        async def send_markdown(self, text: str) -> int:
+            self.sent.append(text)
+            if self.fails:
+                raise RuntimeError("robot down")
+            return 2
+
+    broken, working = Robot(fails=True), Robot(fails=False)
+    with pytest.raises(RuntimeError, match="robot down"):  # the row is tried again later
+        await GroupRobots([broken, working]).send_markdown("周报")
+    assert broken.sent == working.sent == ["周报"]
+    assert await GroupRobots([Robot(False), Robot(False)]).send_markdown("x") == 4

@@ -46,12 +46,7 @@ def specs() -> dict[str, ChannelSpec]:
     """Every known channel by name (the console last)."""
     found: dict[str, ChannelSpec] = {}
     for package in packages():
-        try:
-            module = importlib.import_module(f"bot.channels.{package}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"bot.channels.{package}":
-                raise
-            continue  # not part of this build
+        module = importlib.import_module(f"bot.channels.{package}")
         spec: ChannelSpec | None = getattr(module, "SPEC", None)
         if spec is None:
             if getattr(module, "__file__", None) is None:

@@ -35,7 +35,7 @@ def contacts_add(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Register a contact."""
-    from bot.services import audit, contacts
+    from bot.services import accounts, audit, contacts
 
     parsed_role = contacts.parse_role(role)
     wanted = contacts.parse_accounts(account or [])
@@ -53,7 +53,7 @@ def contacts_add(
             actor=audit.CLI_ACTOR,
         )
         if as_json:
-            print_json(contact_json(contact, 0, contacts.accounts_by_contact(session, [contact])))
+            print_json(contact_json(contact, 0, accounts.accounts_of(session, [contact.id or 0])))
         else:
             out.print(
                 rt.t(
@@ -73,12 +73,12 @@ def contacts_list(
     """List every contact with their unit, role, bound accounts and number of items."""
     from rich.table import Table
 
-    from bot.services import contacts
+    from bot.services import accounts, contacts
 
     rt = runtime()
     with rt.session() as session:
         rows = contacts.list_contacts(session)
-        held = contacts.accounts_by_contact(session, [c for c, _ in rows])
+        held = accounts.accounts_of(session, [c.id for c, _ in rows if c.id is not None])
         if as_json:
             print_json({"contacts": [contact_json(c, n, held) for c, n in rows]})
             return

@@ -29,7 +29,7 @@ def reminders_preview(
     from rich.table import Table
 
     from bot.models import utcnow
-    from bot.services import assignments, contacts, plans
+    from bot.services import accounts, assignments, contacts, plans
     from scheduler import reminders
     from scheduler.runner import work_calendar
 
@@ -47,9 +47,7 @@ def reminders_preview(
             calendar=work_calendar(rt.settings),
         )
         people = {c.id: c for c, _ in contacts.list_contacts(session) if c.id is not None}
-        rows = reminders.preview_json(
-            planned, people, contacts.accounts_by_contact(session, list(people.values()))
-        )
+        rows = reminders.preview_json(planned, people, accounts.accounts_of(session, people))
     if as_json:
         print_json(rows)
         return

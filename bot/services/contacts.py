@@ -91,11 +91,6 @@ def parse_accounts(values: list[str]) -> dict[str, str]:
     return found
 
 
-def accounts_by_contact(session: Session, people: list[Contact]) -> dict[int, dict[str, str]]:
-    """The accounts of these contacts, {contact id: {platform: account id}}."""
-    return account_store.accounts_of(session, [c.id for c in people if c.id is not None])
-
-
 def list_contacts(session: Session) -> list[tuple[Contact, int]]:
     """Every contact with the number of items assigned to them."""
     contacts = list(session.exec(select(Contact).order_by(col(Contact.unit), col(Contact.name))))

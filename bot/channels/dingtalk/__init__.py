@@ -25,6 +25,7 @@ def build(deps: ChannelDeps) -> Channel:
 def group(settings: Settings) -> GroupSender | None:
     """The group robot, when DINGTALK_GROUP_ACCESS_TOKEN is set (signed with
     DINGTALK_GROUP_SECRET when that is set too)."""
+    check(settings)  # a secret without its token is an error even when the app is not set up
     if settings.dingtalk_group_access_token is None:
         return None
     from bot.channels.dingtalk.group import GroupRobot
