@@ -20,10 +20,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import bindparam
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, select
 
+from bot.dialects import insert_for
 from bot.models import InboxEntry
 from bot.refcache import CACHE_VERSION
 
@@ -54,15 +54,10 @@ _MARK = (
 )
 
 
-def _dialect(name: str) -> Any:
-    return postgresql if name == "postgresql" else sqlite
-
-
 @cache
 def _insert(dialect: str) -> Any:
     return (
-        _dialect(dialect)
-        .insert(_TABLE)
+        insert_for(dialect)(_TABLE)
         .on_conflict_do_nothing(index_elements=["platform", "update_key"])
         .returning(_TABLE.c.update_key)
     )
@@ -73,8 +68,7 @@ def _insert_handled(dialect: str) -> Any:
     """An event no channel stored (the console, a test, the demo): stored and handled at once,
     unless it is there already (then nothing is returned)."""
     return (
-        _dialect(dialect)
-        .insert(_TABLE)
+        insert_for(dialect)(_TABLE)
         .values(
             platform=bindparam("p_platform"),
             update_key=bindparam("p_key"),

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
+from bot.dialects import insert_for
 from bot.events import Button, Outgoing
 from bot.models import Outbox
 
@@ -49,15 +49,13 @@ class Message:
 
 @cache
 def _insert_plain(dialect: str) -> Any:
-    module: Any = postgresql if dialect == "postgresql" else sqlite
-    return module.insert(_TABLE).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    return insert_for(dialect)(_TABLE).on_conflict_do_nothing(index_elements=["dedupe_key"])
 
 
 @cache
 def _insert(dialect: str) -> Any:
-    module: Any = postgresql if dialect == "postgresql" else sqlite
     return (
-        module.insert(_TABLE)
+        insert_for(dialect)(_TABLE)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(_TABLE.c.id, _TABLE.c.dedupe_key)
     )

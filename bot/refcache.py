@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import threading
 from collections.abc import Hashable
 from typing import Any, TypeVar
@@ -38,7 +39,11 @@ M = TypeVar("M", bound=SQLModel)
 _VERSION = select(col(CacheVersion.version)).where(col(CacheVersion.id) == 1)
 # The counter as a scalar subquery, for a statement to return alongside its own work.
 CACHE_VERSION = _VERSION.scalar_subquery()
-MAX_ENTRIES = 100_000  # far above a bureau's contacts and items; a safety bound only
+# Entries kept at most, the oldest stored going first beyond it: far above what a bureau's
+# chat touches between two changes to the cached tables (a few per contact and per item), so
+# only strangers' messages (each sender is a key) or a flood of distinct references reach it.
+# An entry is 0.3 to 4 KB (a sender's entry holds copies of the contact and the plan).
+MAX_ENTRIES = 10_000
 
 
 def _trigger_names(table: str) -> list[str]:
@@ -168,20 +173,33 @@ class ReferenceCache:
     A transaction looks values up at the version it read; what it loads on a miss is stored
     only after it commits (`store`): a transaction that changed a cached table and rolled
     back never leaves what it saw behind, and one that committed bumped the version past it.
+
+    Only entries of the newest version seen are kept (an older one can never be looked up by
+    a transaction that starts from now on), and at most `max_entries` of them, the oldest
+    stored going first: what the cache holds is what was read since the last change, never
+    everything ever read.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
         self._entries: dict[Hashable, tuple[int, Any]] = {}
         self._lock = threading.Lock()
         self._highest = -1
+        self._max_entries = max(1, max_entries)
         self.hits = 0
         self.misses = 0
 
+    def __len__(self) -> int:
+        return len(self._entries)
+
     def seen(self, version: int) -> None:
-        """Note the version a transaction read; a counter that went down (a restored backup,
-        the row made anew) empties the cache, so no old entry can match again."""
+        """Note the version a transaction read. A newer one makes every entry stale (they were
+        all read at older versions): they are dropped. A counter that went down (a restored
+        backup, the row made anew) empties the cache too, and nothing is kept until it is
+        past the highest version seen, so no old entry can match again."""
+        if version == self._highest:
+            return
         with self._lock:
-            if version < self._highest:
+            if version != self._highest:
                 self._entries.clear()
             self._highest = max(self._highest, version)
 
@@ -195,13 +213,22 @@ class ReferenceCache:
         return MISSING
 
     def store(self, entries: dict[Hashable, tuple[int, Any]]) -> None:
-        """Keep values loaded by a transaction that committed."""
+        """Keep values loaded by a transaction that committed (those read at a version older
+        than the newest seen are stale already: left out); beyond `max_entries`, the oldest
+        stored go."""
         if not entries:
             return
         with self._lock:
-            if len(self._entries) + len(entries) > MAX_ENTRIES:
-                self._entries.clear()
-            self._entries.update(entries)
+            kept = self._entries
+            for key, entry in entries.items():
+                if entry[0] < self._highest:
+                    continue
+                kept.pop(key, None)  # stored again: the newest
+                kept[key] = entry
+            excess = len(kept) - self._max_entries
+            if excess > 0:
+                for key in list(itertools.islice(kept, excess)):
+                    del kept[key]
 
     def clear(self) -> None:
         """Forget everything (the next reads load afresh)."""

@@ -197,7 +197,7 @@ async def test_concurrent_calls_share_a_small_pool(server: FakeTelegram) -> None
 # ---------------------------------------------------------------- on the wire
 
 
-async def test_bodies_are_byte_for_byte_what_httpx_sends() -> None:
+async def test_bodies_are_ptbs_json_and_uploads_byte_for_byte_what_httpx_sends() -> None:
     seen: list[tuple[str, str, bytes, dict[str, str]]] = []
 
     async def capture(request: web.Request) -> web.Response:
@@ -248,16 +248,22 @@ async def test_bodies_are_byte_for_byte_what_httpx_sends() -> None:
         assert headers["User-Agent"] == BaseRequest.USER_AGENT
         assert "Cookie" not in headers
         assert int(headers["Content-Length"]) == len(body)
-        expected = httpx.Request(
-            "POST",
-            "http://x/",
-            headers={"Content-Type": headers["Content-Type"]},
-            data=data.json_parameters if data else None,
-            files=data.multipart_data if data and data.contains_files else None,
-        )
-        assert body == expected.read(), headers["Content-Type"]
+        if data is not None and data.contains_files:
+            expected = httpx.Request(
+                "POST",
+                "http://x/",
+                headers={"Content-Type": headers["Content-Type"]},
+                data=data.json_parameters,
+                files=data.multipart_data,
+            ).read()
+        else:  # plain calls: PTB's own JSON payload (none at all without parameters)
+            expected = data.json_payload if data and data.json_parameters else b""
+        assert body == expected, headers["Content-Type"]
     assert seen[0][2] == b""
-    assert seen[1][3]["Content-Type"] == "application/x-www-form-urlencoded"
+    assert seen[1][3]["Content-Type"] == "application/json"
+    sent = json.loads(seen[1][2])
+    assert sent["text"] == "第1项 & 100%"
+    assert isinstance(json.loads(sent["reply_markup"]), dict)  # objects travel as JSON text
     assert seen[2][3]["Content-Type"].startswith("multipart/form-data; boundary=")
     assert b'filename="a %22quoted%22\\\\ name%0D%0A\xe6\x8a\xa5\xe5\x91\x8a.docx"' in seen[2][2]
 

@@ -3,7 +3,7 @@ task add | list | reopen, plan close (carrying unfinished items over), bulletin,
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import docx
@@ -12,8 +12,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from bot.i18n import UserError
 from bot.models import Assignment, Contact, Outbox, Plan, ReportStatus, WorkItem
-from bot.services import reports
+from bot.services import assignments, reports
 from tests.test_cli import Cli
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
@@ -347,6 +348,26 @@ def test_plan_close_carries_the_unfinished_items_over(bureau: Cli, engine: Engin
     assert bureau.json("items")["code"] == "民生"  # the default plan now
     assert "已关闭，只读" in one_line_refusal(bureau, "import", WORKPOINTS)
     assert "计划“要点”已经关闭" in one_line_refusal(bureau, "plan", "close", "要点")
+
+
+def test_a_closed_plans_items_cannot_be_assigned_or_unassigned(bureau: Cli, engine: Engine) -> None:
+    bureau.ok("assign", "9", "张敏")
+    bureau.ok("plan", "close", "要点")
+    assert "计划“要点”（《江门市教育局2023年工作要点》）已关闭，只读" in one_line_refusal(
+        bureau, "assign", "要点9", "李明"
+    )
+    with Session(engine) as session:  # the chat's /unassign and /deadline go through these
+        plan = session.exec(select(Plan).where(Plan.code == "要点")).one()
+        item = session.exec(
+            select(WorkItem).where(WorkItem.plan_id == plan.id, WorkItem.number == 9)
+        ).one()
+        person = session.exec(select(Contact).where(Contact.name == "张敏")).one()
+        with pytest.raises(UserError) as unassigning:
+            assignments.unassign(session, item=item, contact=person, actor="test")
+        with pytest.raises(UserError) as setting:
+            assignments.set_deadline(session, item=item, deadline=date(2023, 12, 1), actor="t")
+        assert unassigning.value.key == setting.value.key == "plan.closed"
+    bureau.ok("assign", "民生3", "李明")  # the open plan's items still can
 
 
 def test_plan_close_says_what_it_did(bureau: Cli) -> None:

@@ -240,6 +240,23 @@ def test_a_correction_keeps_the_earlier_report(engine: Engine) -> None:
         assert first.superseded_by_id is None
 
 
+@pytest.mark.parametrize(("minutes", "corrects"), [(10, True), (11, False)])
+def test_only_a_report_within_the_undo_window_corrects(
+    engine: Engine, minutes: int, corrects: bool
+) -> None:
+    seed(engine)
+    with Session(engine, expire_on_commit=False) as session:
+        _report(session, 9, "李四", _at(6), "40%")  # someone else's: never superseded
+        _report(session, 9, "张三", _at(6), "50%")
+        _report(session, 9, "张三", _at(6) + timedelta(minutes=minutes), "60%")
+        session.commit()
+        from bot.models import Report
+
+        other, first, second = session.exec(select(Report).order_by(Report.id)).all()  # type: ignore[arg-type]
+        assert other.superseded_by_id is None and second.superseded_by_id is None
+        assert first.superseded_by_id == (second.id if corrects else None)
+
+
 def test_target_rows_keep_their_additive_flag_on_reimport(engine: Engine) -> None:
     seed(engine)
     with Session(engine) as session:

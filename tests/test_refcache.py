@@ -241,6 +241,61 @@ def test_a_counter_that_went_down_empties_the_cache() -> None:
     assert cache.lookup("k", 7) is MISSING
 
 
+def test_a_newer_version_drops_every_older_entry() -> None:
+    cache = ReferenceCache()
+    cache.seen(7)
+    cache.store({"a": (7, "a"), "b": (7, "b")})
+    cache.seen(8)  # a change to a cached table: nothing read before it can be looked up again
+    assert len(cache) == 0
+    cache.store({"c": (7, "stale"), "d": (8, "d")})  # a transaction still at 7 commits late
+    assert len(cache) == 1
+    assert cache.lookup("d", 8) == "d"
+    assert cache.lookup("c", 7) is MISSING
+
+
+def test_the_cache_keeps_at_most_its_bound_the_oldest_going_first() -> None:
+    cache = ReferenceCache(max_entries=3)
+    cache.seen(1)
+    for n in range(5):
+        cache.store({("sender", n): (1, n)})
+    assert len(cache) == 3
+    assert [cache.lookup(("sender", n), 1) for n in range(5)] == [MISSING, MISSING, 2, 3, 4]
+    cache.store({("sender", 2): (1, 2)})  # stored again: now the newest
+    cache.store({("sender", 5): (1, 5), ("sender", 6): (1, 6)})
+    assert len(cache) == 3
+    assert [cache.lookup(("sender", n), 1) for n in (2, 3, 4, 5, 6)] == [2, MISSING, MISSING, 5, 6]
+
+
+def test_strangers_do_not_grow_the_cache_past_its_bound(core: ChatCore) -> None:
+    # Anyone may write to a Telegram bot: each stranger is a key of the cache.
+    core.cache = ReferenceCache(max_entries=20)
+    for stranger in range(500_000, 500_060):
+        assert "已记录" not in say(core, stranger, "9 60%")
+    assert len(core.cache) == 20
+    assert "已记录 第9项" in say(core, ZHANG, "9 60%")
+    assert len(core.cache) == 20
+    assert "已记录 第9项" in say(core, ZHANG, "9 70%")
+    assert core.cache.hits >= 3  # the known sender is served from it all the same
+
+
+def test_a_change_elsewhere_leaves_only_entries_of_the_new_version(
+    core: ChatCore, engine: Engine
+) -> None:
+    assert "已记录 第9项" in say(core, ZHANG, "9 60%")
+    for stranger in range(500_000, 500_010):
+        say(core, stranger, "9 60%")
+    before = len(core.cache)
+    assert before >= 10
+    other = other_process(engine)
+    with other.begin() as conn:  # `duban assign` in another shell, say
+        conn.exec_driver_sql("UPDATE plan SET title = title")
+    other.dispose()
+    assert "已记录 第9项" in say(core, ZHANG, "9 70%")
+    assert 0 < len(core.cache) < before  # only what this update read at the new version
+    assert "已记录 第9项" in say(core, ZHANG, "9 80%")
+    assert core.cache.hits >= 3
+
+
 def test_postgresql_writers_do_not_deadlock_on_the_counter(pg_database_factory: Any) -> None:
     # An import touching the plan and then item 9, and a chat command changing item 9 in
     # between: with an immediate trigger the counter's row would close a lock cycle.

@@ -103,6 +103,13 @@ def test_run_serves_telegram_and_stops_cleanly_on_a_signal(
                 time.sleep(0.1)
         else:
             pytest.fail("duban run did not answer /healthz")
+        upgrade = {
+            "Connection": "Upgrade",
+            "Upgrade": "websocket",
+            "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+        }  # no WebSocket is served: answered as plain HTTP, not switched (101) or refused
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", headers=upgrade).status_code == 200
         server.user_says(ZHANG, "9 60% 华侨实验小学主体完工")
         (answer,) = server.wait_for_messages(ZHANG, 1, timeout=15)
         assert "已记录 第9项" in answer.plain_text

@@ -89,6 +89,7 @@ def _li_answers(engine: Engine, now: datetime) -> None:
         session.commit()
 
 
+@pytest.mark.slow  # a whole year simulated, on both databases: over a minute (`-m slow`)
 async def test_a_whole_plan_year(engine: Engine) -> None:
     _setup(engine)
     cal = work_calendar(Settings(_env_file=None))  # type: ignore[call-arg]

@@ -929,6 +929,7 @@ def fresh_engines(
     yield new_engine
 
 
+@pytest.mark.slow  # hundreds of random plan years against the model (`-m slow`)
 def test_the_plan_year_matches_the_model(
     fresh_engines: Callable[[], Engine],
     plan_versions: dict[str, ParsedPlan],

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import typer
-from rich.console import Console
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from sqlalchemy.engine import Engine
     from sqlmodel import Session
 
@@ -30,8 +30,38 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+
+class _LazyConsole:
+    """A rich Console made (and rich imported) when first used: `duban run` prints nothing
+    through one and so never loads rich (over a MB of a bot's memory). Stands in for the
+    Console everywhere, rich's own Progress and Live included (they use it with `with`)."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def _get(self) -> Console:
+        console = self.__dict__.get("_console")
+        if console is None:
+            from rich.console import Console
+
+            console = self._console = Console(**self._options)
+        return console
+
+    def __getattr__(self, name: str) -> Any:  # only what the instance itself lacks
+        if "_options" not in self.__dict__:  # not initialised (a copy, say): no Console
+            raise AttributeError(name)
+        return getattr(self._get(), name)
+
+    def __enter__(self) -> Console:
+        return self._get().__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self._get().__exit__(*exc)
+
+
+out = cast("Console", _LazyConsole(soft_wrap=True))
+err = cast("Console", _LazyConsole(stderr=True, soft_wrap=True))
 
 
 @dataclass

@@ -27,6 +27,14 @@ def parse_date(value: str) -> date:
         raise UserError("date.bad", value=value) from None
 
 
+def check_writable(session: Session, item: WorkItem) -> None:
+    """Refuse to change who answers for an item of a closed plan (read-only, as imports and
+    reports on it are): the one-line `plan.closed`."""
+    plan = session.get(Plan, item.plan_id)
+    if plan is not None and plan.closed_at is not None:
+        raise UserError("plan.closed", code=plan.code, title=plan.title)
+
+
 def assign(
     session: Session,
     *,
@@ -41,7 +49,9 @@ def assign(
 
     A new assignment queues a notice to the assignee in the same transaction, under a fresh
     key: an unassigned assignment's row id comes back on SQLite, so it cannot be the key.
+    An item of a closed plan is refused (`plan.closed`).
     """
+    check_writable(session, item)
     existing = session.exec(
         select(Assignment).where(Assignment.item_id == item.id, Assignment.contact_id == contact.id)
     ).first()
@@ -100,8 +110,10 @@ def set_deadline(
     actor: str,
     now: datetime | None = None,
 ) -> list[Contact]:
-    """Set an item's deadline and tell each of its owners (through the outbox); returns them."""
+    """Set an item's deadline and tell each of its owners (through the outbox); returns them.
+    An item of a closed plan is refused (`plan.closed`)."""
     assert item.id is not None
+    check_writable(session, item)
     old = item.deadline
     item.deadline = deadline
     audit.record(
@@ -253,7 +265,8 @@ def assignees(session: Session, item_ids: list[int]) -> dict[int, list[tuple[Con
 
 
 def unassign(session: Session, *, item: WorkItem, contact: Contact, actor: str) -> None:
-    """Remove a contact's assignment to an item."""
+    """Remove a contact's assignment to an item (not on a closed plan: `plan.closed`)."""
+    check_writable(session, item)
     existing = session.exec(
         select(Assignment).where(Assignment.item_id == item.id, Assignment.contact_id == contact.id)
     ).first()

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from bot.dialects import insert_for
 from bot.events import SentMessage
 from bot.models import MessageLink
 
@@ -38,7 +38,7 @@ def insert_links(session: Session, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
     connection = session.connection()
-    insert = postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    insert = insert_for(connection.dialect.name)
     statement = insert(MessageLink).on_conflict_do_nothing(
         index_elements=["platform", "chat_id", "message_id"]
     )

@@ -44,14 +44,29 @@ _LATEST = (
     .limit(1)
 )
 _LATEST_BY = _LATEST.where(Report.contact_id == bindparam("contact_id"))
-# The correction check needs only the id and time of the contact's standing report.
-_LATEST_BY_KEY = _LATEST_BY.with_only_columns(col(Report.id), col(Report.created_at))
 _INSERT_REPORT = sa.insert(Report)
 _INSERT_VALUE = sa.insert(TargetValue)
-_SUPERSEDE = (
+# A correction in one statement: the contact's standing report on the item before the new one
+# (by time, then id) is marked superseded by it when it is recent enough (`since`); the id it
+# marked comes back, or nothing.
+_EARLIER_STANDING = (
+    sa.select(col(Report.id))
+    .where(
+        col(Report.item_id) == bindparam("of_item"),
+        col(Report.contact_id) == bindparam("of_contact"),
+        col(Report.withdrawn_at).is_(None),
+        col(Report.superseded_by_id).is_(None),
+        col(Report.id) != bindparam("new_report"),
+    )
+    .order_by(col(Report.created_at).desc(), col(Report.id).desc())
+    .limit(1)
+    .scalar_subquery()
+)
+_SUPERSEDE_EARLIER = (
     sa.update(Report)
-    .where(col(Report.id) == bindparam("earlier_id"))
-    .values(superseded_by_id=bindparam("report_id"))
+    .where(col(Report.id) == _EARLIER_STANDING, col(Report.created_at) >= bindparam("since"))
+    .values(superseded_by_id=bindparam("new_report"))
+    .returning(col(Report.id))
 )
 _TARGETS = (
     select(Target).where(Target.item_id == bindparam("item_id")).order_by(col(Target.position))
@@ -100,12 +115,6 @@ def record_report(
         raise UserError("plan.closed", code=plan.code, title=plan.title)
     if session.autoflush:
         session.flush()  # Core statements below: pending changes go first, as the ORM would
-    earlier = (
-        session.connection()
-        .execute(_LATEST_BY_KEY, {"item_id": item.id, "contact_id": contact.id})
-        .first()
-    )
-    corrects = earlier is not None and now - earlier.created_at <= UNDO_WINDOW
     row: dict[str, Any] = {
         "item_id": item.id,
         "contact_id": contact.id,
@@ -127,10 +136,18 @@ def record_report(
     # What was recorded, as a detached row (not in the session: a rollback cannot leave an
     # instance behind for a row that no longer exists). Load it to change it.
     report = detached_row(Report, {"id": report_id, **row})
-    if corrects and earlier is not None:
-        # kept, marked: a correction never deletes
-        connection.execute(_SUPERSEDE, {"earlier_id": earlier.id, "report_id": report_id})
-        loaded = session.identity_map.get(session.identity_key(Report, earlier.id))
+    # A second report within the undo window corrects the first: kept, marked, never deleted.
+    earlier_id = connection.execute(
+        _SUPERSEDE_EARLIER,
+        {
+            "of_item": item.id,
+            "of_contact": contact.id,
+            "new_report": report_id,
+            "since": now - UNDO_WINDOW,
+        },
+    ).scalar()
+    if earlier_id is not None:
+        loaded = session.identity_map.get(session.identity_key(Report, earlier_id))
         if loaded is not None:  # loaded earlier in this transaction: keep it in step
             set_committed_value(loaded, "superseded_by_id", report_id)
     if values:

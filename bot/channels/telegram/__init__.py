@@ -22,7 +22,12 @@ def account(value: str) -> str | None:
 
 
 def build(deps: ChannelDeps) -> Channel:
-    """The running channel (imports python-telegram-bot)."""
+    """The running channel (imports python-telegram-bot, without the extras it would load only
+    because they are installed: see bot.optional_imports)."""
+    from bot.optional_imports import TELEGRAM_EXTRAS, skipping
+
+    with skipping(*TELEGRAM_EXTRAS):
+        import telegram  # noqa: F401  # PTB's first import, here: without the extras
     from bot.channels.telegram.channel import TelegramChannel, prepare_runtime
 
     prepare_runtime()

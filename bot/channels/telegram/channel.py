@@ -35,10 +35,9 @@ from telegram import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     Message,
-    ReplyParameters,
 )
 from telegram.constants import ParseMode
-from telegram.error import BadRequest, EndPointNotFound, InvalidToken, RetryAfter, TelegramError
+from telegram.error import BadRequest, InvalidToken, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, ExtBot
 from telegram.request import BaseRequest, HTTPXRequest
 from telegram.warnings import PTBUserWarning
@@ -91,10 +90,11 @@ def prepare_runtime() -> None:
 
     - PTB 22's timedelta durations (RetryAfter.retry_after and friends): PTB reads this when it
       builds such an object, and without it warns on every 429 it sees.
-    - Bot.do_api_request("sendMessage"/"getUpdates") asks politely for Bot.send_message and
-      Bot.get_updates instead; Duban calls it on purpose (no Message objects built on the hot
-      path; the raw updates are stored as they came; getFile's answer keeps the file path
-      without the token, which Bot.get_file would add and log), so that notice is silenced.
+    - Bot.do_api_request("getUpdates"/"getFile"/...) asks politely for Bot.get_updates and
+      the like instead; Duban calls it on purpose (the raw updates are stored as they came;
+      getFile's answer keeps the file path without the token, which Bot.get_file would add
+      and log), so that notice is silenced. (sendMessage, the hot path, goes through
+      Bot._post: not even the silenced warning is built for every reply.)
     """
     os.environ.setdefault("PTB_TIMEDELTA", "1")
     warnings.filterwarnings(
@@ -310,18 +310,21 @@ class TelegramMessenger:
             last = index == len(chunks) - 1
             params: dict[str, Any] = {"chat_id": int(chat_id), "text": chunk}
             if reply_to and index == 0:
-                params["reply_parameters"] = ReplyParameters(
-                    message_id=int(reply_to), allow_sending_without_reply=True
-                )
+                params["reply_parameters"] = {
+                    "message_id": int(reply_to),
+                    "allow_sending_without_reply": True,
+                }
             if last and buttons:
                 params["reply_markup"] = _markup(buttons)
             if markup == "html":
                 params["parse_mode"] = ParseMode.HTML
-            # sendMessage through PTB (rate limiter, retries, errors as TelegramError) but
-            # without building a Message from the answer: only its ids are needed here.
+            # sendMessage through PTB (defaults, rate limiter, retries, errors as
+            # TelegramError) but without building a Message from the answer: only its ids are
+            # needed here. Bot._post is what every Bot method calls; do_api_request would add
+            # a warning per call ("use Bot.send_message").
             try:
-                sent = await self._bot.do_api_request(SEND_MESSAGE, api_kwargs=params)
-            except EndPointNotFound as exc:  # do_api_request's name for a token now rejected
+                sent = await self._bot._post(SEND_MESSAGE, api_kwargs=params)
+            except InvalidToken as exc:  # PTB says "Unauthorized" or "Not Found"
                 raise InvalidToken("the Bot API rejected the bot token (sendMessage)") from exc
         return SentMessage(PLATFORM, str(sent["chat"]["id"]), str(sent["message_id"]))
 
