@@ -11,7 +11,7 @@ from datetime import timedelta
 import uvicorn
 from sqlalchemy.engine import Engine
 
-from bot import db, inbox
+from bot import db, inbox, memory
 from bot.board.routes import board_routes
 from bot.channels import registry
 from bot.channels.spec import Channel, ChannelDeps, GroupSender
@@ -29,6 +29,7 @@ from scheduler.runner import Planner, Scheduler, work_calendar
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY = timedelta(hours=6)
+RELEASE_EVERY = 60.0  # seconds between giving freed memory back to the system (bot/memory.py)
 SHUTDOWN_GRACE = 8.0  # seconds; `duban run` must be down within 10 s of SIGTERM
 RETRY_FIRST, RETRY_MAX = 1.0, 30.0  # seconds between tries to reach the database at start
 
@@ -115,6 +116,7 @@ class DubanApp:
         )
         self._server: EmbeddedServer | None = None
         self._housekeeping: asyncio.Task[None] | None = None
+        self._releasing: asyncio.Task[None] | None = None
         self._server_task: asyncio.Task[None] | None = None
         # Tests drive the planner and dispatcher by hand; `duban run` ticks on its own.
         self.run_scheduler = run_scheduler
@@ -146,6 +148,10 @@ class DubanApp:
             self.scheduler.start()
         self._housekeeping = asyncio.create_task(self._prune_inbox(), name="inbox-prune")
         self.health.ready()
+        # What start-up freed (imports, the migration check) goes back now, and what the
+        # scheduler's ticks and the replies free every minute after (bot/memory.py).
+        if memory.release():
+            self._releasing = asyncio.create_task(self._release_memory(), name="release-memory")
         log.info("Duban running: channels %s", [c.platform for c in self.channels])
 
     async def _migrate_when_reachable(self) -> None:
@@ -185,12 +191,19 @@ class DubanApp:
                 log.warning("pruning the inbox failed: %s", type(exc).__name__)
             await asyncio.sleep(PRUNE_EVERY.total_seconds())
 
+    async def _release_memory(self) -> None:
+        """Give freed memory back to the system every minute (a millisecond or so each)."""
+        while True:
+            await asyncio.sleep(RELEASE_EVERY)
+            memory.release()
+
     async def stop(self) -> None:
         """Stop the scheduler and the channels (finishing updates in flight), then the web app."""
-        if self._housekeeping is not None:
-            self._housekeeping.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._housekeeping
+        for task in (self._housekeeping, self._releasing):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.scheduler.stop()
         for channel in reversed(self.channels):
             try:

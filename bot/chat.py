@@ -259,6 +259,10 @@ class ChatContext:
                 out[item.id or 0] = f"{plan.code if plan else ''}{item.number}"
         return out
 
+    def ref(self, item: WorkItem) -> str:
+        """How one item is written in chat (see refs)."""
+        return self.refs([item])[item.id or 0]
+
     def codes(self) -> tuple[str, ...]:
         """The codes of the plans (references may carry one: 民生3, J3)."""
         # closed plans' codes too: "民生3" of a closed plan is refused as read-only, not misread

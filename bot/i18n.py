@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 from functools import cache
 from pathlib import Path
@@ -60,6 +61,18 @@ def _catalog(locale: str) -> dict[str, str]:
     return flat
 
 
+# "第 {item} 项" / "第{item}项": how the Chinese catalog names an item by its number. An item of
+# a plan other than the default one is named by its reference instead (民生3, J2), which
+# needs no 第…项 around it: "第 民生3 项" would read as a number that is not one.
+_ORDINAL_ITEM = re.compile(r"第\s*\{item\}\s*项")
+
+
+@cache
+def _coded_item_template(template: str) -> str:
+    """The template for an item named by a reference with a plan code (民生3)."""
+    return _ORDINAL_ITEM.sub("{item}", template)
+
+
 def catalog_keys(locale: str) -> set[str]:
     """The message keys a locale defines."""
     return set(_catalog(locale))
@@ -80,6 +93,9 @@ class Translator:
     def __call__(self, key: str, **params: Any) -> str:
         """Render the message key with its parameters."""
         template = _catalog(self.locale).get(key) or _catalog(DEFAULT_LOCALE)[key]
+        item = params.get("item")
+        if type(item) is str and not item.isdecimal():
+            template = _coded_item_template(template)  # 民生3, not 第 民生3 项
         if any(type(value) is dict for value in params.values()):
             # a parameter that is itself a message ({"key": ..., "params": {...}}), e.g. a
             # channel's name, is said in this locale

@@ -212,15 +212,17 @@ class Assignment(SQLModel, table=True):
 class Report(SQLModel, table=True):
     """A progress report on a work item."""
 
-    # The latest report per item (and per contact) as of a moment: the digest's main read.
+    # The latest report per item (and per contact) as of a moment: the digest's main read;
+    # per owner and item: the scheduler's (both begin with contact_id, which needs no other).
     __table_args__ = (
         sa.Index("ix_report_item_created", "item_id", "created_at"),
         sa.Index("ix_report_contact_created", "contact_id", "created_at"),
+        sa.Index("ix_report_contact_item_created", "contact_id", "item_id", "created_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     item_id: int = Field(foreign_key="work_item.id", index=True, ondelete="CASCADE")
-    contact_id: int = Field(foreign_key="contact.id", index=True)
+    contact_id: int = Field(foreign_key="contact.id")
     percent: int | None = None
     status: ReportStatus | None = Field(default=None, sa_type=_enum(ReportStatus))
     text: str = ""

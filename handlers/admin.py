@@ -134,7 +134,9 @@ def assign(ctx: ChatContext) -> None:
         )
         due = _due_label(ctx, item, assignment)
         lines.append(
-            ctx.t("assign.done", item=item.number, title=item.title, name=person.name, deadline=due)
+            ctx.t(
+                "assign.done", item=ctx.ref(item), title=item.title, name=person.name, deadline=due
+            )
         )
     ctx.reply("\n".join(lines))
 
@@ -148,7 +150,7 @@ def unassign(ctx: ChatContext) -> None:
     lines = []
     for item in words.items:
         assignments.unassign(ctx.session, item=item, contact=person, actor=ctx.actor)
-        lines.append(ctx.t("unassign.done", item=item.number, name=person.name))
+        lines.append(ctx.t("unassign.done", item=ctx.ref(item), name=person.name))
     ctx.reply("\n".join(lines))
 
 
@@ -167,14 +169,14 @@ def deadline(ctx: ChatContext) -> None:
             "deadline", item=item.number, old=old.isoformat() if old else None, new=new.isoformat()
         )
         lines.append(
-            ctx.t("deadline.done", item=item.number, title=item.title, deadline=new.isoformat())
+            ctx.t("deadline.done", item=ctx.ref(item), title=item.title, deadline=new.isoformat())
         )
         for person, _ in owners[item.id or 0]:
             ctx.notify(
                 person,
                 "deadline.notice",
                 item_id=item.id,
-                item=item.number,
+                item=ctx.ref(item),
                 title=item.title,
                 deadline=new.isoformat(),
             )

@@ -178,7 +178,7 @@ def _ask_bare(ctx: ChatContext, item: WorkItem, options: list[int], raw: str) ->
     none = Button(label=ctx.t("report.bare_not_percent"), data=f"bare:{choice.id}:n")
     buttons = ((*figures_row, none),)
     figures = "、".join(str(n) for n in options)
-    ctx.reply(ctx.t("report.bare_number", item=item.number, number=figures), buttons=buttons)
+    ctx.reply(ctx.t("report.bare_number", item=ctx.ref(item), number=figures), buttons=buttons)
 
 
 def _short(title: str, limit: int = 24) -> str:
@@ -328,4 +328,4 @@ def undo(ctx: ChatContext) -> None:
     """Takes the sender's last report back (within 10 minutes)."""
     assert ctx.contact is not None
     _, item = reports.undo_last(ctx.session, ctx.contact, ctx.now)
-    ctx.say("undo.done", item=item.number, title=item.title)
+    ctx.say("undo.done", item=ctx.ref(item), title=item.title)

@@ -11,7 +11,6 @@ import contextlib
 import datetime as dtm
 import io
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -26,6 +25,7 @@ from telegram.request import BaseRequest, RequestData
 
 from bot.channels.aiohttp_request import AiohttpRequest
 from tests.fakes import FakeTelegram
+from tests.ports import free_port
 
 ALICE = 1001
 BOB = 1002
@@ -78,14 +78,6 @@ async def local_server(handler: Handler) -> AsyncIterator[str]:
         yield f"http://{host}:{port}"
     finally:
         await runner.cleanup()
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 # ---------------------------------------------------------------- against the fake Bot API

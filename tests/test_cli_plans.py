@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from bot.i18n import UserError
-from bot.models import Assignment, Contact, Outbox, Plan, ReportStatus, WorkItem
+from bot.models import Assignment, Contact, Outbox, Plan, ReportStatus, Target, WorkItem
 from bot.services import assignments, reports
 from tests.test_cli import Cli
 
@@ -337,6 +337,17 @@ def test_plan_close_carries_the_unfinished_items_over(bureau: Cli, engine: Engin
             for a in session.exec(select(Assignment).where(Assignment.item_id == old9.id))
         )
         assert roles == old_roles and len(roles) == 2
+
+        def targets(item: WorkItem) -> list[tuple[int, str, str, str, float, str, bool]]:
+            return [
+                (t.position, t.text, t.metric, t.comparator, t.value, t.unit, t.additive)
+                for t in session.exec(
+                    select(Target).where(Target.item_id == item.id).order_by(col(Target.position))
+                )
+            ]
+
+        # Its quantitative targets go with it (新增学位超1万个, 初中2所, 高中1所).
+        assert targets(new9) == targets(old9) and len(targets(old9)) == 3
         carried = session.exec(
             select(WorkItem).where(col(WorkItem.carried_from_id).is_not(None))
         ).all()

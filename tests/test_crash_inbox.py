@@ -30,6 +30,7 @@ from bot.models import Account, Assignment, AssignmentRole, Contact, Role
 from bot.services import plans
 from tests.fakes import FakeTelegram
 from tests.harness import SAMPLE, WECOM_AES_KEY, WECOM_TOKEN
+from tests.ports import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -81,14 +82,6 @@ def crash_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-def _port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Bot:
     """`duban run` as a subprocess: start, kill -9, start again, stop."""
 
@@ -99,7 +92,7 @@ class Bot:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.port = _port()
+        self.port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "WECOM_"))}
         env.update(self.env, WEB_PORT=str(self.port), PTB_TIMEDELTA="1")
         with (self.tmp_path / "run.log").open("ab") as log:

@@ -18,6 +18,7 @@ from sqlmodel import Session, select
 from bot import db
 from bot.models import Account, Contact, Outbox, Role
 from tests.fakes import FakeTelegram
+from tests.ports import free_port
 
 FIRST = 500_000
 PEOPLE = 150
@@ -87,18 +88,10 @@ def _pending(url: str) -> int:
     return count
 
 
-def _port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_kill_9_mid_fanout_then_restart(server: FakeTelegram, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'fanout.db'}"
     _seed(url)
-    first = _start(server, tmp_path, url, _port())
+    first = _start(server, tmp_path, url, free_port())
     try:
         server.wait_until(lambda s: s.stats["sendMessage"] >= PEOPLE // 4, timeout=60)
         first.send_signal(signal.SIGKILL)
@@ -108,7 +101,7 @@ def test_kill_9_mid_fanout_then_restart(server: FakeTelegram, tmp_path: Path) ->
             first.kill()
     before_restart = server.stats["sendMessage"]
     assert before_restart < PEOPLE, "killed in the middle of the fan-out"
-    second = _start(server, tmp_path, url, _port())
+    second = _start(server, tmp_path, url, free_port())
     try:
         server.wait_until(
             lambda s: len({c.chat_id for c in s.calls("sendMessage")}) >= PEOPLE, timeout=60

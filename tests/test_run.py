@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 
 from tests.fakes import FakeTelegram
 from tests.harness import ZHANG, seed
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,12 +24,6 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env.update({"DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}", "LOCALE": "zh-CN"})
     env.update(extra)
     return env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_run_without_a_channel_exits_2_and_says_what_to_set(tmp_path: Path) -> None:
@@ -76,7 +70,7 @@ def test_run_serves_telegram_and_stops_cleanly_on_a_signal(
     db.upgrade(engine)
     seed(engine)
     engine.dispose()
-    port = _free_port()
+    port = free_port()
     env = _env(
         tmp_path,
         TELEGRAM_BOT_TOKEN=server.token,

@@ -85,6 +85,7 @@ def run_cmd() -> None:
     import asyncio
     import logging
 
+    from bot import memory
     from bot.app import DubanApp, configured_channels
     from bot.i18n import Translator
     from bot.settings import load_settings
@@ -106,4 +107,5 @@ def run_cmd() -> None:
         )
     logging.basicConfig(level=settings.log_level.upper(), format=LOG_FORMAT)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry the token
+    memory.limit_arenas()  # before the threads start (bot/memory.py)
     asyncio.run(DubanApp(settings).run_until_signal())

@@ -14,7 +14,7 @@ from bot.models import Assignment, AssignmentRole, Contact, Plan, Role, WorkItem
 from bot.services import audit
 from bot.services.contacts import add_contact
 from bot.services.notices import fresh_key, queue_notice
-from bot.services.plans import find_item, live_items
+from bot.services.plans import find_item, item_ref, live_items
 
 CSV_COLUMNS = ("item", "contact", "unit", "role", "deadline")
 
@@ -73,7 +73,7 @@ def assign(
             key=fresh_key("assign", item.id, contact.id),
             now=now or utcnow(),
             item_id=item.id,
-            item=item.number,
+            item=item_ref(session, item),
             title=item.title,
             deadline=due_param(item, existing),
         )
@@ -133,7 +133,7 @@ def set_deadline(
             key=fresh_key("deadline-set", item.id, person.id),
             now=now or utcnow(),
             item_id=item.id,
-            item=item.number,
+            item=item_ref(session, item),
             title=item.title,
             deadline=deadline.isoformat(),
         )
@@ -271,6 +271,6 @@ def unassign(session: Session, *, item: WorkItem, contact: Contact, actor: str) 
         select(Assignment).where(Assignment.item_id == item.id, Assignment.contact_id == contact.id)
     ).first()
     if existing is None:
-        raise UserError("assign.not_assigned", item=item.number, name=contact.name)
+        raise UserError("assign.not_assigned", item=item_ref(session, item), name=contact.name)
     session.delete(existing)
     audit.record(session, actor=actor, action="unassign", item=item.number, contact=contact.name)

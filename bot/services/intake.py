@@ -30,7 +30,7 @@ from bot.models import (
 )
 from bot.progress_parser import ParsedReport, check_percent, match_targets
 from bot.reply_reader import MessageKind, ReadMessage
-from bot.services import contacts, reports
+from bot.services import contacts, plans, reports
 
 
 class Lookup(Protocol):
@@ -115,22 +115,25 @@ def _check_may_report(
     """UserError unless the sender may record this report on the item."""
     if owner is not sender:
         if not lookup.is_assigned(item, owner):
-            raise UserError("report.behalf_not_assigned", name=owner.name, item=item.number)
+            raise UserError(
+                "report.behalf_not_assigned", name=owner.name, item=plans.item_ref(session, item)
+            )
         return
     if lookup.is_assigned(item, sender):
         return
     if sender.role == Role.official:
-        raise UserError("report.not_yours", item=item.number)
+        raise UserError("report.not_yours", item=plans.item_ref(session, item))
     # An admin or a leader never replaces an owner's figure by writing about the item.
     names = owner_names(session, item)
     if not names:
-        raise UserError("report.unassigned", item=item.number)
+        raise UserError("report.unassigned", item=plans.item_ref(session, item))
     figure = f"{entry.percent}%" if entry.percent is not None else "60%"
+    ref = plans.item_ref(session, item)
     raise UserError(
         "report.someone_elses",
-        item=item.number,
+        item=ref,
         owners="、".join(names),
-        example=f"/report {item.number} {figure} @{names[0]}",
+        example=f"/report {ref} {figure} @{names[0]}",
     )
 
 
@@ -186,7 +189,7 @@ def understand(
                 # a number alone that is one of the sender's items: the item, without progress
                 for item in candidates:
                     if str(item.number) == part.report.note:
-                        raise UserError("report.empty_for_item", item=item.number)
+                        raise UserError("report.empty_for_item", item=plans.item_ref(session, item))
             if not candidates:
                 if reports.assigned_items(session, plan, owner):
                     raise UserError("report.all_done")
@@ -196,11 +199,11 @@ def understand(
             items = candidates
         for item in items:
             if item.id in seen:
-                raise UserError("report.item_twice", item=item.number)
+                raise UserError("report.item_twice", item=plans.item_ref(session, item))
             seen.add(item.id or 0)
             _check_may_report(session, lookup, item, sender, owner, part.report)
             if not _has_content(part.report):
-                raise UserError("report.empty_for_item", item=item.number)
+                raise UserError("report.empty_for_item", item=plans.item_ref(session, item))
             check_percent(part.report.percent)
             targets = reports.item_targets(session, item) if part.report.numbers else []
             values = match_targets(part.report.numbers, targets)
@@ -212,7 +215,9 @@ def understand(
                 else:
                     asked = (item, options)
             elif not options and not values and _only_figures(report):
-                raise UserError("report.unclear_figure", item=item.number, text=report.note)
+                raise UserError(
+                    "report.unclear_figure", item=plans.item_ref(session, item), text=report.note
+                )
             entries.append(Entry(item, report, values))
 
     if asked is not None:

@@ -75,6 +75,20 @@ def current_plan(session: Session) -> Plan:
     return plan
 
 
+def ref_prefix(session: Session, plan: Plan) -> str:
+    """What an item number of the plan is written after: nothing in the default plan, the
+    plan's code in any other (民生3, J2)."""
+    default = session.exec(_CURRENT_PLAN).first()
+    return "" if default is not None and default.id == plan.id else plan.code
+
+
+def item_ref(session: Session, item: WorkItem) -> str:
+    """How an item is written in chat and in messages: its number in the default plan,
+    CODE+NUMBER in any other (民生3, J2), as a person would write it back."""
+    plan = session.get(Plan, item.plan_id)
+    return f"{ref_prefix(session, plan) if plan is not None else ''}{item.number}"
+
+
 def active_plans(session: Session) -> list[Plan]:
     """Every plan not closed, imported plans first (in import order), then the tasks."""
     return list(session.exec(_ACTIVE_PLANS))
@@ -399,7 +413,7 @@ def close_plan(
 
     unfinished: its items not done (the caller decides, by the digest's figures); with
     carry_to they are copied into that plan (numbers after its last), keeping their
-    assignments and a link to the earlier item and its reports.
+    assignments, their quantitative targets and a link to the earlier item and its reports.
     """
     if plan.closed_at is not None:
         raise UserError("plan.already_closed", code=plan.code)
@@ -443,6 +457,23 @@ def close_plan(
                         contact_id=assignment.contact_id,
                         role=assignment.role,
                         deadline=None,
+                    )
+                )
+            # Its quantitative targets go with it (values reported so far stay with the old
+            # item's reports, reached through carried_from_id).
+            for target in session.exec(
+                select(Target).where(Target.item_id == old.id).order_by(col(Target.position))
+            ):
+                session.add(
+                    Target(
+                        item_id=new.id or 0,
+                        position=target.position,
+                        text=target.text,
+                        metric=target.metric,
+                        comparator=target.comparator,
+                        value=target.value,
+                        unit=target.unit,
+                        additive=target.additive,
                     )
                 )
             result.carried.append((old, new))

@@ -26,6 +26,7 @@ from bot.progress_parser import check_percent, status_word
 from bot.refcache import detached_row
 from bot.services.assignments import assignees
 from bot.services.items import newest_report
+from bot.services.plans import item_ref
 
 UNDO_WINDOW = timedelta(minutes=10)
 
@@ -256,10 +257,12 @@ def require_assigned(session: Session, item: WorkItem, contact: Contact) -> None
     assert item.id is not None
     owners = [c.name for c, _ in assignees(session, [item.id])[item.id]]
     if not owners:
-        raise UserError("report.cli_unassigned_item", item=item.number, name=contact.name)
+        raise UserError(
+            "report.cli_unassigned_item", item=item_ref(session, item), name=contact.name
+        )
     raise UserError(
         "report.cli_not_assigned",
-        item=item.number,
+        item=item_ref(session, item),
         name=contact.name,
         owners="、".join(owners),
         owner=owners[0],

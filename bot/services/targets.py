@@ -7,7 +7,7 @@ from sqlmodel import Session
 from bot.cn_numbers import parse_number
 from bot.i18n import UserError
 from bot.models import Target, WorkItem
-from bot.services import audit
+from bot.services import audit, plans
 from bot.services.reports import item_targets
 
 
@@ -39,7 +39,9 @@ def set_additive(
     the latest value of all; the change is audited."""
     targets = item_targets(session, item)
     if not 1 <= number <= len(targets):
-        raise UserError("targets.unknown", item=item.number, number=number, count=len(targets))
+        raise UserError(
+            "targets.unknown", item=plans.item_ref(session, item), number=number, count=len(targets)
+        )
     chosen = targets[number - 1]
     chosen.additive = additive
     audit.record(

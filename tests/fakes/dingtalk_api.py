@@ -15,8 +15,10 @@ Point Duban at it with ``DINGTALK_API_BASE_URL = DINGTALK_OAPI_BASE_URL = fake.u
 
 Construction: ``FakeDingTalk(client_id="dingfakeclientid", client_secret="fake-client-secret",
 robot_code=None (the client id), group_token="fake-group-token", group_secret="SECfake...",
-*, token_ttl=7200, members=None, corp_id="dingfakecorp")``.  ``members`` (userIds) turns on
-recipient checking (others come back in ``invalidStaffIdList``).
+*, token_ttl=7200, members=None, corp_id="dingfakecorp", redeliver_unacked=False)``.
+``members`` (userIds) turns on recipient checking (others come back in
+``invalidStaffIdList``); ``redeliver_unacked`` turns on redelivery after a connection closes
+(below).
 
 HTTP endpoints (endpoint names for faults in brackets):
 
@@ -66,6 +68,12 @@ Test-facing API:
   a group), ``push(frame)``, ``push_raw(text)``, ``ping()``, ``redeliver(message_id)``,
   ``disconnect()`` (a SYSTEM disconnect, then the server closes the connection); frame builders
   ``robot_frame(...)``, ``card_frame(...)``.  Each push returns a :class:`Pushed`.
+- redelivery: with ``redeliver_unacked=True`` the fake does what DingTalk does with a CALLBACK
+  frame no ack with code 200 came for: when the connection it went out on closes (the client
+  crashed, or the network failed), the frame is sent again, the same frame with the same
+  messageId and msgId, on another open connection subscribed to its topic, or on the next
+  one.  (DingTalk also retries a frame a live connection leaves unanswered; the fake does that
+  only when asked, with ``redeliver``.)  ``redelivered`` lists the frames sent again so.
 - acks: ``acks``, ``ack_of(message_id)``, ``wait_for_ack(message_id)``, ``on_ack`` (called in
   the fake's thread with each :class:`Ack` as it comes, before anything else happens there).
 - ``wait_connected(count=1)``, ``connections_made``, ``open_connections``, ``subscriptions``.
@@ -240,6 +248,8 @@ class _Connection:
     topics: frozenset[str]
     queue: asyncio.Queue[str | None] = field(default_factory=asyncio.Queue)
     open: bool = True
+    # CALLBACK frames sent on this connection that no ack with code 200 came for (in order)
+    unacked: dict[str, Pushed] = field(default_factory=dict)
 
 
 class FakeDingTalk(TokenServer[Sent]):
@@ -259,6 +269,7 @@ class FakeDingTalk(TokenServer[Sent]):
         token_ttl: int = 7200,
         members: Iterable[str] | None = None,
         corp_id: str = "dingfakecorp",
+        redeliver_unacked: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -270,6 +281,7 @@ class FakeDingTalk(TokenServer[Sent]):
         self.group_secret = group_secret
         self.corp_id = corp_id
         self.members: frozenset[str] | None = None if members is None else frozenset(members)
+        self.redeliver_unacked = redeliver_unacked
         self._endpoint("oauth2/accessToken", self._access_token, methods=("POST",))
         self._endpoint("gateway/connections/open", self._open_connection, methods=("POST",))
         self._endpoint("robot/oToMessages/batchSend", self._batch_send, methods=("POST",))
@@ -310,6 +322,7 @@ class FakeDingTalk(TokenServer[Sent]):
             self.uploads: list[Upload] = []
             self.acks: list[Ack] = []
             self.pushed: list[Pushed] = []
+            self.redelivered: list[Pushed] = []
             self.tokens_issued = 0
             self.subscriptions: list[JSONDict] = []
             self._media: dict[str, Upload] = {}
@@ -657,12 +670,13 @@ class FakeDingTalk(TokenServer[Sent]):
             waiting = [p for p in self._waiting if _topic(p.frame) in conn.topics]
             self._waiting = [p for p in self._waiting if p not in waiting]
             for pushed in waiting:
+                _track(conn, pushed)
                 conn.queue.put_nowait(pushed.text)
             self._changed.notify_all()
         sender = asyncio.create_task(self._ws_send(conn))
         try:
             async for raw in ws:
-                self._on_client_frame(raw)
+                self._on_client_frame(raw, conn)
         except websockets.exceptions.ConnectionClosed:
             pass
         finally:
@@ -671,7 +685,13 @@ class FakeDingTalk(TokenServer[Sent]):
                 conn.open = False
                 if conn in self._connections:
                     self._connections.remove(conn)
+                unacked = list(conn.unacked.values()) if self.redeliver_unacked else []
+                conn.unacked.clear()
+                self.redelivered.extend(unacked)
+                self.stats["ws:redelivered"] += len(unacked)
                 self._changed.notify_all()
+            for pushed in unacked:  # DingTalk sends them again: the same frames
+                self._route(pushed)
 
     async def _ws_send(self, conn: _Connection) -> None:
         while True:
@@ -684,7 +704,7 @@ class FakeDingTalk(TokenServer[Sent]):
             except websockets.exceptions.ConnectionClosed:
                 return
 
-    def _on_client_frame(self, raw: str | bytes) -> None:
+    def _on_client_frame(self, raw: str | bytes, conn: _Connection | None = None) -> None:
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
         try:
             value = json.loads(text)
@@ -705,6 +725,8 @@ class FakeDingTalk(TokenServer[Sent]):
         with self._lock:
             self.acks.append(ack)
             self.stats["ws:ack"] += 1
+            if conn is not None and ack.message_id is not None and ack.code == 200:
+                conn.unacked.pop(ack.message_id, None)
             self._changed.notify_all()
 
     # ------------------------------------------------------------------ pushing
@@ -800,6 +822,12 @@ class FakeDingTalk(TokenServer[Sent]):
     def _send_pushed(self, pushed: Pushed) -> None:
         with self._lock:
             self.pushed.append(pushed)
+        self._route(pushed)
+
+    def _route(self, pushed: Pushed) -> None:
+        """Put a frame on the newest connection subscribed to its topic, or keep it for the
+        next one."""
+        with self._lock:
             topic = _topic(pushed.frame)
             targets = [
                 c for c in self._connections if c.open and (topic is None or topic in c.topics)
@@ -808,6 +836,7 @@ class FakeDingTalk(TokenServer[Sent]):
                 self._waiting.append(pushed)
                 return
             conn = targets[-1]
+            _track(conn, pushed)
         self._call_soon(lambda: conn.queue.put_nowait(pushed.text))
 
     def push_raw(self, text: str) -> None:
@@ -895,6 +924,12 @@ class FakeDingTalk(TokenServer[Sent]):
     async def await_ack(self, message_id: str, count: int = 1, timeout: float = 5.0) -> Ack:  # noqa: ASYNC109
         """Async wrapper of :meth:`wait_for_ack`."""
         return await asyncio.to_thread(self.wait_for_ack, message_id, count, timeout)
+
+
+def _track(conn: _Connection, pushed: Pushed) -> None:
+    """Remember a CALLBACK frame sent on conn until its ack (code 200) comes."""
+    if pushed.frame.get("type") == "CALLBACK" and pushed.message_id:
+        conn.unacked[pushed.message_id] = pushed
 
 
 def _closer(conn: _Connection, last: str) -> Callable[[], None]:

@@ -18,7 +18,7 @@ Construction: ``FakeFeishu(app_id="cli_test_app", app_secret=..., *, group_token
 group_secret=... (None: the custom bot checks no signature), token_ttl=7200,
 client_config=None (the ClientConfig handed to the SDK: ReconnectCount, ReconnectInterval,
 ReconnectNonce, PingInterval; default Feishu's -1/120/30/120), users=None (open_ids the bot
-may message; None: any))``.
+may message; None: any), redeliver_unacked=False)``.
 
 The long connection (as the SDK speaks it, with lark_oapi's own pbbp2 ``Frame``):
 
@@ -45,6 +45,14 @@ data), ``redeliver(pushed)`` (the same payload again, a new frame).  Each return
 :class:`Pushed` (event_id, message_id, frame_id, payload).  ``drop_connections()`` closes the
 websockets (the SDK reconnects), ``connections_made``, ``wait_connected(count=1)``,
 ``wait_for_ack(frame_id)``.
+
+Redelivery: with ``redeliver_unacked=True`` the fake does what Feishu does with an event that
+was not acknowledged with code 200 (Feishu counts it as not delivered and pushes it again, the
+same event_id in a new frame, first after 15 seconds): when the long connection an event
+frame went out on closes before its acknowledgement (the client crashed, or the network
+failed), the event is pushed again at once on the newest open connection, or on the next one
+made.  ``redelivered`` lists those new frames.  (Feishu also retries an event a live connection
+leaves unacknowledged for 3 seconds; the fake does that only when asked, with ``redeliver``.)
 
 The server API (``Authorization: Bearer <tenant_access_token>``; answers ``{"code", "msg",
 "data"}``):
@@ -106,6 +114,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
+import websockets
 from lark_oapi.ws.pb.pbbp2_pb2 import Frame
 from starlette.requests import Request
 from starlette.responses import Response
@@ -351,6 +360,7 @@ class FakeFeishu(TokenServer[FeishuMessage]):
         token_ttl: int = 7200,
         client_config: dict[str, int] | None = None,
         users: Iterable[str] | None = None,
+        redeliver_unacked: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -361,6 +371,10 @@ class FakeFeishu(TokenServer[FeishuMessage]):
         self.group_secret = group_secret
         self.client_config = dict(client_config or DEFAULT_CLIENT_CONFIG)
         self.users: frozenset[str] | None = None if users is None else frozenset(users)
+        self.redeliver_unacked = redeliver_unacked
+        # event frames sent on each open connection and not acknowledged with code 200
+        self._unacked: dict[ServerConnection, dict[str, Pushed]] = {}
+        self._to_redeliver: list[Pushed] = []  # for the next connection
         self.tenant_key = "fake-tenant-" + secrets.token_hex(4)
         self._endpoint("tenant_access_token", self._tenant_token, methods=("POST",))
         self._endpoint("messages", self._create, methods=("POST",))
@@ -442,6 +456,7 @@ class FakeFeishu(TokenServer[FeishuMessage]):
             self.uploads: list[Upload] = []
             self.acks: dict[str, Ack] = {}
             self.pushed: list[Pushed] = []
+            self.redelivered: list[Pushed] = []
             self.pongs = 0
             self._messages: dict[str, str] = {}  # message id -> the open_id of its chat
             self._recalled: set[str] = set()
@@ -738,7 +753,7 @@ class FakeFeishu(TokenServer[FeishuMessage]):
         frames = self._frames(frame_id, payload, parts)
         with self._lock:
             self.pushed.append(pushed)
-        self._run(self._send_all(frames))
+        self._run(self._send_all(frames, pushed))
         return pushed
 
     def _frames(self, frame_id: str, payload: bytes, parts: int) -> list[bytes]:
@@ -772,12 +787,37 @@ class FakeFeishu(TokenServer[FeishuMessage]):
             raise RuntimeError("the fake Feishu is not running")
         return asyncio.run_coroutine_threadsafe(work, loop).result(timeout)
 
-    async def _send_all(self, frames: Sequence[bytes | str]) -> None:
-        if not self._connections:
-            raise RuntimeError("no long connection to push to")
-        connection = self._connections[-1]
-        for data in frames:
-            await connection.send(data)
+    async def _send_all(self, frames: Sequence[bytes | str], pushed: Pushed | None = None) -> None:
+        with self._lock:
+            if not self._connections:
+                raise RuntimeError("no long connection to push to")
+            connection = self._connections[-1]
+            if pushed is not None:  # an event: kept until acknowledged
+                self._unacked.setdefault(connection, {})[pushed.frame_id] = pushed
+        try:
+            for data in frames:
+                await connection.send(data)
+        except websockets.exceptions.ConnectionClosed:
+            if pushed is None or not self.redeliver_unacked:
+                raise
+            # the connection died under it: pushed again with what it left unacknowledged
+
+    async def _redeliver_all(self, pending: list[Pushed]) -> None:
+        """Push unacknowledged events again, each in a new frame, on the newest connection
+        (or keep them for the next one)."""
+        for old in pending:
+            frame_id = f"fake-frame-{next(self._ids)}-{uuid.uuid4().hex[:8]}"
+            again = Pushed(old.event_id, old.message_id, frame_id, old.payload)
+            with self._lock:
+                if not self._connections:
+                    self._to_redeliver.append(old)
+                    continue
+                self.pushed.append(again)
+                self.redelivered.append(again)
+                self.stats["ws:redelivered"] += 1
+            # a connection that closes meanwhile hands what it was sent to the next one
+            with contextlib.suppress(Exception):
+                await self._send_all(self._frames(frame_id, old.payload, 1), again)
 
     # --- the long connection ------------------------------------------------------------------
 
@@ -825,8 +865,12 @@ class FakeFeishu(TokenServer[FeishuMessage]):
     async def _ws_session(self, connection: ServerConnection) -> None:
         with self._lock:
             self._connections.append(connection)
+            self._unacked[connection] = {}
             self.connections_made += 1
+            pending, self._to_redeliver = self._to_redeliver, []
             self._changed.notify_all()
+        if pending:
+            self._background(self._redeliver_all(pending))
         try:
             async for message in connection:
                 self._on_frame(connection, message)
@@ -836,7 +880,10 @@ class FakeFeishu(TokenServer[FeishuMessage]):
             with self._lock:
                 if connection in self._connections:
                     self._connections.remove(connection)
+                left = list(self._unacked.pop(connection, {}).values())
                 self._changed.notify_all()
+            if left and self.redeliver_unacked:  # Feishu pushes them again
+                self._background(self._redeliver_all(left))
 
     def _on_frame(self, connection: ServerConnection, message: bytes | str) -> None:
         frame = Frame()
@@ -876,6 +923,8 @@ class FakeFeishu(TokenServer[FeishuMessage]):
                         self.internal_errors.append(exc)
             with self._lock:
                 self.acks[ack.frame_id] = ack
+                if ack.code == 200:
+                    self._unacked.get(connection, {}).pop(ack.frame_id, None)
                 self._changed.notify_all()
 
     # --- tokens -------------------------------------------------------------------------------

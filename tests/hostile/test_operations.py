@@ -37,6 +37,7 @@ from bot.db_errors import describe
 from bot.db_health import DatabaseHealth
 from tests.fakes import FakeTelegram
 from tests.harness import ZHANG, seed
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SAMPLE = ROOT / "samples" / "jiangmen-edu-2023-workpoints.txt"
@@ -72,12 +73,6 @@ WRITES: list[list[str]] = [
     ["report", "9", "--as", "张三", "--percent", "60"],
     ["remind", "now"],
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Cli:
@@ -292,7 +287,7 @@ def test_the_real_entry_point_says_it_in_one_line_without_a_traceback(tmp_path: 
 def test_postgres_down_is_one_line_for_every_command(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
 ) -> None:
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     cli = Cli(f"postgresql://duban:{PASSWORD}@127.0.0.1:{port}/duban", tmp_path, monkeypatch)
     message = cli.refuses(args)
     assert message == (
@@ -303,7 +298,7 @@ def test_postgres_down_is_one_line_for_every_command(
 
 
 def test_postgres_down_in_english(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    port = _free_port()
+    port = free_port()
     cli = Cli(f"postgresql://duban:{PASSWORD}@127.0.0.1:{port}/duban", tmp_path, monkeypatch)
     assert cli.refuses(["items"], locale="en") == (
         f"Cannot connect to PostgreSQL (127.0.0.1:{port}): connection refused. Make sure the "
@@ -449,7 +444,7 @@ class Running:
     """`duban run` in its own process, its log in a file (a full pipe would stall it)."""
 
     def __init__(self, tmp_path: Path, env: dict[str, str]) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.log_path = tmp_path / "run.log"
         base = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "WECOM_"))}
         base.update(LOCALE="zh-CN", LOG_LEVEL="INFO", WEB_PORT=str(self.port), PTB_TIMEDELTA="1")
@@ -517,13 +512,13 @@ def _retry_lines(log: str) -> list[str]:
 
 
 def test_run_waits_for_postgres_answers_503_and_stops_on_sigterm(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     running = Running(
         tmp_path,
         {
             "DATABASE_URL": f"postgresql://duban:{PASSWORD}@127.0.0.1:{port}/duban",
             "TELEGRAM_BOT_TOKEN": "123456:AAH-fake-token-for-tests-0123456789abc",
-            "TELEGRAM_API_BASE_URL": f"http://127.0.0.1:{_free_port()}/bot",
+            "TELEGRAM_API_BASE_URL": f"http://127.0.0.1:{free_port()}/bot",
         },
     )
     try:
@@ -589,7 +584,7 @@ def test_run_rides_out_postgres_going_away_and_loses_no_update(
     db.upgrade(engine)
     seed(engine)
     engine.dispose()
-    proxy = TcpProxy(_free_port(), (real.host or "127.0.0.1", real.port or 5432))
+    proxy = TcpProxy(free_port(), (real.host or "127.0.0.1", real.port or 5432))
     via_proxy = real.set(host="127.0.0.1", port=proxy.port, password=PASSWORD)
     running = Running(
         tmp_path,

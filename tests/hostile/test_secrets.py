@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -43,6 +42,7 @@ from scheduler.dispatcher import MAX_ATTEMPTS
 from tests.fakes import FakeTelegram
 from tests.fakes.wecom_api import FakeWeCom
 from tests.harness import SHANGHAI, seed
+from tests.ports import free_port
 
 # --- the marker secrets ---------------------------------------------------------------------
 
@@ -81,13 +81,6 @@ THIRD_PARTY = (
 )
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 START = datetime(2023, 6, 1, 10, 0, tzinfo=SHANGHAI)  # a Thursday, in working hours
-
-
-def closed_port() -> int:
-    """A loopback port nobody listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def with_password(db_url: str) -> str:
@@ -295,7 +288,7 @@ async def deliver_until_failed(app: DubanApp) -> list[Outbox]:
 
 async def wecom_unreachable(db_url: str, found: Readable) -> None:
     """WeCom's API is down: token fetches, replies, notices and the group robot all fail."""
-    base = f"http://127.0.0.1:{closed_port()}/cgi-bin/"
+    base = f"http://127.0.0.1:{free_port()}/cgi-bin/"
     async with running(hostile_settings(db_url, **wecom_values(base)), found) as app:
         await wecom_says(app, "zhangsan", "9 60% 华侨实验小学主体完工")
         await wecom_says(app, "zhaozhuren", "/assign 22 张三")
@@ -370,7 +363,7 @@ async def test_telegram_api_unreachable(db_url: str, readable: Readable, transpo
     settings = hostile_settings(
         db_url,
         telegram_bot_token=BOT_TOKEN,
-        telegram_api_base_url=f"http://127.0.0.1:{closed_port()}/bot",
+        telegram_api_base_url=f"http://127.0.0.1:{free_port()}/bot",
         telegram_http_client=transport,
     )
     app = DubanApp(settings, clock=FakeClock(START), run_scheduler=False)
@@ -442,12 +435,12 @@ def test_cli_run_failing_at_start(
     from bot.cli import app as cli
 
     monkeypatch.chdir(tmp_path)  # no .env from the checkout
-    api = f"http://127.0.0.1:{closed_port()}" if telegram == "unreachable" else server.url
+    api = f"http://127.0.0.1:{free_port()}" if telegram == "unreachable" else server.url
     settings = hostile_settings(
         db_url,
         telegram_bot_token=BOT_TOKEN,
         telegram_api_base_url=f"{api}/bot",
-        **wecom_values(f"http://127.0.0.1:{closed_port()}/cgi-bin/"),
+        **wecom_values(f"http://127.0.0.1:{free_port()}/cgi-bin/"),
     )
     for name, value in settings.model_dump().items():
         if value is not None:
