@@ -3,8 +3,10 @@ item, found through indexes, so a tick costs the same however long the history g
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from bot import db
 from bot.models import Contact, Plan, Report, ReportStatus
 from bot.services import plans
 from bot.services.progress import StatusRules
@@ -95,11 +98,20 @@ def test_the_newest_report_of_each_person_and_of_each_owner_on_each_item(
     }
 
 
-def test_a_planning_run_reads_as_much_with_a_long_history(
-    engine: Engine, seeded: dict[str, int]
-) -> None:
-    if engine.dialect.name != "sqlite":
-        pytest.skip("counts SQLite's virtual machine steps")
+@pytest.fixture
+def sqlite_engine(tmp_path: Path, _sqlite_template: Path) -> Iterator[Engine]:
+    """A migrated SQLite file (the test below counts SQLite's virtual machine steps)."""
+    path = tmp_path / "duban.db"
+    shutil.copy(_sqlite_template, path)
+    engine = db.make_engine(f"sqlite:///{path}")
+    yield engine
+    engine.dispose()
+
+
+def test_a_planning_run_reads_as_much_with_a_long_history(sqlite_engine: Engine) -> None:
+    engine = sqlite_engine
+    seed(engine)
+    seeded = ids(engine)
     steps = [0]
 
     def count() -> int:

@@ -70,7 +70,7 @@ def _start(server: FakeTelegram, tmp_path: Path, url: str, port: int) -> subproc
             stdout=subprocess.DEVNULL,
             stderr=log,
         )
-    for _ in range(300):
+    for _ in range(600):  # a minute: a fresh interpreter is slow to start on a busy machine
         try:
             if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
                 return proc
