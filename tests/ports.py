@@ -5,7 +5,8 @@ A port from `bind(("127.0.0.1", 0))`, released at once, comes from the kernel's 
 which every socket on the machine draws from: with the suite in parallel (pytest-xdist) another
 worker's fake server or outgoing connection can take it before `duban run` binds it, and the test
 then fails to start or talks to the wrong server. These ports come from below the ephemeral range
-instead, from a block of its own for each xdist worker, and none is handed out twice in a session.
+instead, from a block of its own for each xdist worker, and none is handed out twice in a
+session (up to 400 a worker).
 """
 
 from __future__ import annotations
