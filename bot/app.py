@@ -234,6 +234,10 @@ class DubanApp:
         elif starting.exception() is not None:
             signalled.cancel()
             starting.result()  # raises why the start failed
+        else:
+            # The process is the bot's alone: what start-up left alive is frozen, out of the
+            # cycle collector's way (bot/memory.py; not in start(): tests start many bots).
+            memory.settle()
         try:
             await signalled
         finally:

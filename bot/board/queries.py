@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from bot import memory
 from bot.board.auth import Viewer
 from bot.models import Contact, Outbox, Plan, Report, Section, Target, TargetValue, WorkItem
 from bot.reporting import STATUSES, Reading
@@ -196,6 +197,7 @@ class Wall:
         return sum(self.counts.values())
 
 
+@memory.collector_paused()
 def wall_views(
     session: Session, plan: Plan, *, now: datetime, tz: ZoneInfo, rules: StatusRules
 ) -> list[ItemView]:

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlmodel import Session, col
 
+from bot import memory
 from bot.i18n import Translator, UserError
 from bot.models import Contact, Plan, Report, Role, WorkItem
 from bot.reporting import STATUSES, SectionProgress
@@ -198,6 +199,7 @@ def statuses_at(
     return out
 
 
+@memory.collector_paused()
 def build_digest(
     session: Session,
     plan: Plan,

@@ -12,9 +12,10 @@ ledger, `duban items` and the chat's confirmation all read the figure through it
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -22,6 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, select
 
+from bot import memory
 from bot.models import (
     Assignment,
     AssignmentRole,
@@ -134,9 +136,10 @@ class ItemView:
     verdict: Verdict = field(default_factory=lambda: Verdict("none", None, None))
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))  # the plan's time zone
 
-    @property
+    @functools.cached_property
     def deadline(self) -> date | None:
-        """The effective deadline: the item's own, else the earliest lead's, else the document's."""
+        """The effective deadline: the item's own, else the earliest lead's, else the document's
+        (a view is read-only once built: computed once)."""
         if self.item.deadline:
             return self.item.deadline
         lead_deadlines = [a.deadline for _, a in self.people if a.deadline]
@@ -173,9 +176,10 @@ def plan_start(plan: Plan) -> date:
     return date(plan.created_at.year, 1, 1)
 
 
-def standing(as_of: datetime | None = None) -> Any:
+def standing(as_of: Any = None) -> Any:
     """Reports that count: not withdrawn and not superseded by a correction (as of a moment,
-    when given: made by then, and not withdrawn or corrected by then)."""
+    when given, a datetime or a bind parameter: made by then, and not withdrawn or corrected by
+    then)."""
     if as_of is None:
         return sa.and_(col(Report.withdrawn_at).is_(None), col(Report.superseded_by_id).is_(None))
     correction = aliased(Report)
@@ -194,9 +198,7 @@ def standing(as_of: datetime | None = None) -> Any:
     )
 
 
-def newest_report(
-    item_id: Any, *, as_of: datetime | None = None, with_percent: bool = False
-) -> Any:
+def newest_report(item_id: Any, *, as_of: Any = None, with_percent: bool = False) -> Any:
     """The id of an item's newest standing report; with_percent: of the newest one that has a
     percent, whose percent is the item's latest figure (a Select, LIMIT 1).
 
@@ -206,6 +208,49 @@ def newest_report(
     if with_percent:
         query = query.where(col(Report.percent).is_not(None))
     return query.order_by(col(Report.created_at).desc(), col(Report.id).desc()).limit(1)
+
+
+# The reads of latest_reports and _target_values are built once (per dialect) with bind
+# parameters: building and caching a statement of this size cost more Python than running it.
+_PLAN_ID: Any = sa.bindparam("plan_id")
+_AS_OF: Any = sa.bindparam("as_of")
+
+
+@functools.cache
+def _latest_statement(dialect: str) -> Any:
+    ids = sa.union(
+        *(
+            sa.select(
+                newest_report(col(WorkItem.id), as_of=_AS_OF, with_percent=with_percent)
+                .correlate(WorkItem)
+                .scalar_subquery()
+            )
+            .select_from(WorkItem)
+            .where(col(WorkItem.plan_id) == _PLAN_ID)
+            for with_percent in (False, True)
+        )
+    )
+    if dialect == "postgresql":
+        # PostgreSQL plans `id IN (subquery)` as a hash join over every report of the table
+        # (it expects the ids' index lookups to cost more); an array of the ids is read through
+        # the primary key instead: 24 ms -> 11 ms at 1,000 items and 100,000 reports.
+        chosen = col(Report.id) == sa.any_(sa.func.array(ids.scalar_subquery()))
+    else:
+        chosen = col(Report.id).in_(ids)
+    return (
+        sa.select(
+            col(Report.id),
+            col(Report.item_id),
+            col(Report.contact_id),
+            col(Report.percent),
+            col(Report.status),
+            col(Report.text),
+            col(Report.created_at),
+            col(Contact.name),
+        )
+        .join(Contact, col(Contact.id) == Report.contact_id)
+        .where(chosen)
+    )
 
 
 def latest_reports(
@@ -218,50 +263,20 @@ def latest_reports(
     LIMIT 1, which stays fast with many reports per item (a window over every report of the
     plan did not).
     """
-    ids = sa.union(
-        *(
-            sa.select(
-                newest_report(col(WorkItem.id), as_of=as_of, with_percent=with_percent)
-                .correlate(WorkItem)
-                .scalar_subquery()
-            )
-            .select_from(WorkItem)
-            .where(col(WorkItem.plan_id) == plan.id)
-            for with_percent in (False, True)
-        )
-    )
-    rows = session.execute(
-        sa.select(
-            col(Report.id),
-            col(Report.item_id),
-            col(Report.contact_id),
-            col(Report.percent),
-            col(Report.status),
-            col(Report.text),
-            col(Report.created_at),
-            col(Contact.name),
-        )
-        .join(Contact, col(Contact.id) == Report.contact_id)
-        .where(col(Report.id).in_(ids))
-    )
+    statement = _latest_statement(session.get_bind().dialect.name)
+    rows = session.connection().execute(statement, {"plan_id": plan.id, "as_of": as_of})
     latest: dict[int, ReportRow] = {}
     figure: dict[int, ReportRow] = {}
-    for row in rows:
-        status = row.status.value if hasattr(row.status, "value") else row.status
-        created = row.created_at
-        if created.tzinfo is None:
-            created = created.replace(tzinfo=UTC)
+    for rid, item_id, contact_id, percent, status, text, created, name in rows:
         report = ReportRow(
-            row.id, row.item_id, row.contact_id, row.percent, status, row.text, created, row.name
+            rid, item_id, contact_id, percent, getattr(status, "value", status), text, created, name
         )
         # At most two rows per item: the newest, and the newest with a percent (often the same).
-        key = (created, report.id)
-        if report.item_id not in latest or key > _order(latest[report.item_id]):
-            latest[report.item_id] = report
-        if report.percent is not None and (
-            report.item_id not in figure or key > _order(figure[report.item_id])
-        ):
-            figure[report.item_id] = report
+        key = (created, rid)
+        if item_id not in latest or key > _order(latest[item_id]):
+            latest[item_id] = report
+        if percent is not None and (item_id not in figure or key > _order(figure[item_id])):
+            figure[item_id] = report
     return latest, figure
 
 
@@ -269,10 +284,7 @@ def _order(report: ReportRow) -> tuple[datetime, int]:
     return report.created_at, report.id
 
 
-def _target_values(
-    session: Session, plan: Plan, as_of: datetime
-) -> tuple[dict[int, dict[int, tuple[datetime, float]]], dict[int, tuple[datetime, float, int]]]:
-    """Per target: each contact's latest value; and the first value with the count of values."""
+def _target_values_statement() -> Any:
     base = (
         sa.select(
             col(TargetValue.target_id),
@@ -297,14 +309,24 @@ def _target_values(
         .join(TargetValue, col(TargetValue.target_id) == Target.id)
         .join(Report, col(Report.id) == TargetValue.report_id)
         .join(WorkItem, col(WorkItem.id) == Target.item_id)
-        .where(col(WorkItem.plan_id) == plan.id, standing(as_of))
+        .where(col(WorkItem.plan_id) == _PLAN_ID, standing(_AS_OF))
         .subquery()
     )
-    rows = session.execute(sa.select(base).where(sa.or_(base.c.latest == 1, base.c.first == 1)))
+    return sa.select(base).where(sa.or_(base.c.latest == 1, base.c.first == 1))
+
+
+_TARGET_VALUES: Any = _target_values_statement()
+
+
+def _target_values(
+    session: Session, plan: Plan, as_of: datetime
+) -> tuple[dict[int, dict[int, tuple[datetime, float]]], dict[int, tuple[datetime, float, int]]]:
+    """Per target: each contact's latest value; and the first value with the count of values."""
+    rows = session.connection().execute(_TARGET_VALUES, {"plan_id": plan.id, "as_of": as_of})
     latest: dict[int, dict[int, tuple[datetime, float]]] = defaultdict(dict)
     first: dict[int, tuple[datetime, float, int]] = {}
     for row in rows:
-        at = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+        at = row.created_at
         if row.latest == 1:
             latest[row.target_id][row.contact_id] = (at, float(row.value))
         if row.first == 1:
@@ -341,6 +363,7 @@ def _target_state(
     return state
 
 
+@memory.collector_paused()
 def item_views(
     session: Session,
     plan: Plan,
