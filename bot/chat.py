@@ -61,6 +61,7 @@ from bot.services.plans import (
     find_item,
     plan_by_code,
     split_ref,
+    written_ref,
 )
 from bot.services.progress import StatusRules
 from bot.services.reports import is_assigned, item_done
@@ -250,14 +251,12 @@ class ChatContext:
                 default = self.plan.id
             except UserError:
                 default = None
-        out: dict[int, str] = {}
-        for item in items:
-            if item.plan_id == default:
-                out[item.id or 0] = str(item.number)
-            else:
-                plan = self.session.get(Plan, item.plan_id)
-                out[item.id or 0] = f"{plan.code if plan else ''}{item.number}"
-        return out
+        return {
+            item.id or 0: str(item.number)  # the common case, without a lookup
+            if item.plan_id == default
+            else written_ref(self.session.get(Plan, item.plan_id), item.number, default)
+            for item in items
+        }
 
     def ref(self, item: WorkItem) -> str:
         """How one item is written in chat (see refs)."""

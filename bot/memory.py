@@ -31,43 +31,40 @@ and any cycle is collected once the collector runs again.
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import cast
 
 log = logging.getLogger(__name__)
 
 M_ARENA_MAX = -8  # mallopt's parameter number in glibc's malloc.h
 ARENAS = 2
 
-_trim: Callable[[int], int] | None = None
-_looked_up = False
 
+@functools.cache
+def _libc_function(name: str, argtypes: tuple[str, ...]) -> Callable[..., int] | None:
+    """A function of the process's own C library (glibc's malloc_trim, mallopt), or None
+    where the library has none; looked up once."""
+    import ctypes  # here: the CLI's reads pause the collector but never trim
 
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's malloc_trim, or None where the C library has none."""
-    global _trim, _looked_up
-    if not _looked_up:
-        _looked_up = True
-        import ctypes  # here: the CLI's reads pause the collector but never trim
-
-        try:
-            function = ctypes.CDLL(None).malloc_trim  # the process's own C library
-        except (AttributeError, OSError):
-            log.debug("no malloc_trim in this C library: freed memory stays with malloc")
-        else:
-            function.argtypes = [ctypes.c_size_t]
-            function.restype = ctypes.c_int
-            _trim = function
-    return _trim
+    try:
+        function = getattr(ctypes.CDLL(None), name)
+    except (AttributeError, OSError):
+        log.debug("no %s in this C library: freed memory stays with malloc", name)
+        return None
+    function.argtypes = [getattr(ctypes, t) for t in argtypes]
+    function.restype = ctypes.c_int
+    return cast(Callable[..., int], function)
 
 
 def release() -> bool:
     """Give the pages malloc holds free back to the system; False where it cannot."""
-    trim = _malloc_trim()
+    trim = _libc_function("malloc_trim", ("c_size_t",))
     if trim is None:
         return False
     trim(0)
@@ -79,14 +76,9 @@ def limit_arenas(arenas: int = ARENAS) -> bool:
     the environment sets MALLOC_ARENA_MAX; False where nothing was changed."""
     if "MALLOC_ARENA_MAX" in os.environ:
         return False  # the operator's choice, which glibc read at start
-    import ctypes
-
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (AttributeError, OSError):
+    mallopt = _libc_function("mallopt", ("c_int", "c_int"))
+    if mallopt is None:
         return False
-    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
-    mallopt.restype = ctypes.c_int
     return bool(mallopt(M_ARENA_MAX, arenas))
 
 

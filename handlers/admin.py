@@ -21,7 +21,7 @@ from bot.chat import ChatContext
 from bot.dates import read_typed_date
 from bot.i18n import UserError
 from bot.models import Assignment, AssignmentRole, Contact, WorkItem
-from bot.services import accounts, assignments, contacts
+from bot.services import accounts, assignments, audit, contacts
 from bot.services.items import plan_start
 from bot.templating import render
 
@@ -166,7 +166,10 @@ def deadline(ctx: ChatContext) -> None:
         old = item.deadline
         item.deadline = new
         ctx.audit(
-            "deadline", item=item.number, old=old.isoformat() if old else None, new=new.isoformat()
+            "deadline",
+            **audit.of_item(ctx.session, item),
+            old=old.isoformat() if old else None,
+            new=new.isoformat(),
         )
         lines.append(
             ctx.t("deadline.done", item=ctx.ref(item), title=item.title, deadline=new.isoformat())

@@ -122,7 +122,7 @@ def ask_now(
         session,
         actor=actor,
         action="remind.now",
-        item=item.number if item else None,
+        **(audit.of_item(session, item) if item else {"item": None}),
         contacts=len(by_contact),
     )
     return len(by_contact)
@@ -142,6 +142,12 @@ def set_section_leader(session: Session, section: Section, leader: Contact, *, a
     if leader.role != Role.leader:
         raise UserError("sections.not_leader", name=leader.name)
     section.leader_id = leader.id
+    plan = session.get(Plan, section.plan_id)
     audit.record(
-        session, actor=actor, action="section.leader", section=section.number, leader=leader.name
+        session,
+        actor=actor,
+        action="section.leader",
+        plan=plan.code if plan is not None else None,
+        section=section.number,
+        leader=leader.name,
     )

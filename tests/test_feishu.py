@@ -227,6 +227,33 @@ async def test_a_persons_events_are_handled_in_the_order_they_came(bot: FeishuDr
     assert latest is not None and latest.percent == 50
 
 
+async def test_a_burst_is_stored_in_a_few_transactions(bot: FeishuDriver) -> None:
+    batches: list[int] = []
+    original = bot.app.core.store
+
+    async def slow_store(platform: str, received: Any) -> list[bool]:
+        batches.append(len(received))
+        await asyncio.sleep(0.2)  # events keep coming meanwhile
+        return await original(platform, received)
+
+    bot.app.core.store = slow_store  # type: ignore[method-assign]
+    try:
+        pushed = [
+            await asyncio.to_thread(bot.fake.user_says, ACCOUNTS[name], f"{item} {p}% 推进中")
+            for p in (10, 20, 30, 40)
+            for name, item in (("张三", 9), ("李四", 22))
+        ]
+        await bot._wait_handled(p.message_id or "" for p in pushed)
+    finally:
+        bot.app.core.store = original  # type: ignore[method-assign]
+    assert sum(batches) == len(pushed) == 8
+    assert len(batches) < len(pushed) and max(batches) > 1  # was one transaction each
+    with Session(bot.engine) as session:
+        stored = session.exec(select(Report).order_by(col(Report.id))).all()
+    assert len(stored) == 8 and [r.percent for r in stored][-2:] == [40, 40]
+    assert all(bot.fake.acks[p.frame_id].code == 200 for p in pushed)
+
+
 async def test_malformed_frames_get_one_line_and_nothing_is_stored(
     bot: FeishuDriver, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from bot.i18n import Translator
+from bot.models import AuditLog
 from bot.services import contacts, plans
 from bot.services.progress import StatusRules
 from scheduler.planner import Schedule, load_state, plan_day
@@ -92,3 +93,26 @@ async def test_reminders_of_another_plan_name_the_reference(chat: Dialog) -> Non
     assert "例如：民生9 滞后" in texts["overdue:民生"]
     # the default plan's items keep their plain numbers
     assert "\n9. " in texts["ask:要点"] and "民生" not in texts["ask:要点"]
+
+
+async def test_audit_entries_name_the_plan_of_the_item(chat: Dialog) -> None:  # noqa: F811
+    await chat.says_one(ZHAO, "/assign 民生3 李四")
+    await chat.says_one(ZHAO, "/deadline 民生3 2023-07-31")
+    await chat.says_one(ZHAO, "/unassign 民生3 李四")
+    await chat.says_one(ZHAO, "/deadline 3 2023-08-31")
+    with Session(chat.app.engine) as session:
+        codes = {p.id: p.code for p in plans.all_plans(session)}
+        default = plans.current_plan(session).code
+        minsheng = next(code for code in codes.values() if code.startswith("民生"))
+        entries = [
+            (e.action, e.detail.get("plan"), e.detail.get("item"))
+            for e in session.exec(select(AuditLog).order_by(col(AuditLog.id)))
+            if e.action in ("assign", "deadline", "unassign")
+        ]
+    # item 3 of each plan is told apart: a number alone would say the same of both
+    assert entries[-4:] == [
+        ("assign", minsheng, 3),
+        ("deadline", minsheng, 3),
+        ("unassign", minsheng, 3),
+        ("deadline", default, 3),
+    ]

@@ -1,5 +1,5 @@
-"""What the channels share: pacing sends per recipient, and handling stored events in tracked
-tasks, each in its person's turn."""
+"""What the channels share: pacing sends per recipient, storing a burst of events in a few
+transactions, and handling stored events in tracked tasks, each in its person's turn."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from bot.ordering import ChatLocks
 
 if TYPE_CHECKING:
     from bot.chat import ChatCore
+    from bot.inbox import Received
 
 
 class Pacer:
@@ -47,9 +48,11 @@ class Pacer:
 
 
 class EventHandling:
-    """For a channel that stores events before it answers for them: each event is handled
-    by `core` in a tracked task (`_tasks`), in its person's turn, at most `workers` at once,
-    and only once it is stored and new. A subclass calls `_init_handling` in its __init__."""
+    """For a channel that stores events before it answers for them: each event is stored in
+    the inbox with those that came while the store before was in flight (`_store`), and
+    handled by `core` in a tracked task (`_tasks`), in its person's turn, at most `workers` at
+    once, and only once it is stored and new. A subclass calls `_init_handling` in its
+    __init__."""
 
     core: ChatCore
 
@@ -60,6 +63,35 @@ class EventHandling:
         self._working = asyncio.Semaphore(workers)
         self._handling_log = logger
         self._handling_what = what
+        self._to_store: list[tuple[Received, asyncio.Future[bool]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def _store(self, platform: str, received: Received) -> bool:
+        """Store one event in the inbox, in one transaction with the events that came while the
+        store before was in flight (a burst takes a few transactions, not one each); whether it
+        is new. Raises what the store raised."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._to_store.append((received, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_stores(platform))
+        return await done
+
+    async def _flush_stores(self, platform: str) -> None:
+        while self._to_store:
+            batch, self._to_store = self._to_store, []
+            try:
+                new = await self.core.store(platform, [received for received, _ in batch])
+            except Exception as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            seen: set[str] = set()
+            for (received, done), fresh in zip(batch, new, strict=True):
+                # an event delivered twice in one batch is new once
+                if not done.done():
+                    done.set_result(fresh and received.update_key not in seen)
+                seen.add(received.update_key)
 
     async def _hand_over(
         self,

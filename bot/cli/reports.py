@@ -76,7 +76,7 @@ def report_cmd(
             session,
             actor=audit.CLI_ACTOR,
             action="report.on_behalf",
-            item=work_item.number,
+            **audit.of_item(session, work_item),
             contact=person.name,
         )
         if as_json:

@@ -81,7 +81,7 @@ def assign(
         session,
         actor=actor,
         action="assign",
-        item=item.number,
+        **audit.of_item(session, item),
         contact=contact.name,
         role=role.value,
         deadline=deadline.isoformat() if deadline else None,
@@ -120,7 +120,7 @@ def set_deadline(
         session,
         actor=actor,
         action="deadline",
-        item=item.number,
+        **audit.of_item(session, item),
         old=old.isoformat() if old else None,
         new=deadline.isoformat(),
     )
@@ -273,4 +273,10 @@ def unassign(session: Session, *, item: WorkItem, contact: Contact, actor: str) 
     if existing is None:
         raise UserError("assign.not_assigned", item=item_ref(session, item), name=contact.name)
     session.delete(existing)
-    audit.record(session, actor=actor, action="unassign", item=item.number, contact=contact.name)
+    audit.record(
+        session,
+        actor=actor,
+        action="unassign",
+        **audit.of_item(session, item),
+        contact=contact.name,
+    )

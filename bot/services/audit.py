@@ -6,7 +6,7 @@ from typing import Any
 
 from sqlmodel import Session
 
-from bot.models import AuditLog
+from bot.models import AuditLog, Plan, WorkItem
 
 CLI_ACTOR = "cli"
 
@@ -21,3 +21,10 @@ def record(session: Session, *, actor: str, action: str, **detail: Any) -> Audit
     entry = AuditLog(actor=actor, action=action, detail=detail)
     session.add(entry)
     return entry
+
+
+def of_item(session: Session, item: WorkItem) -> dict[str, Any]:
+    """How an entry names an item: its plan's code and its number (a number alone is ambiguous
+    once there are several plans, and which plan is the default can change)."""
+    plan = session.get(Plan, item.plan_id)
+    return {"plan": plan.code if plan is not None else None, "item": item.number}

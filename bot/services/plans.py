@@ -82,11 +82,20 @@ def ref_prefix(session: Session, plan: Plan) -> str:
     return "" if default is not None and default.id == plan.id else plan.code
 
 
+def written_ref(plan: Plan | None, number: int, default_id: int | None) -> str:
+    """An item number as written: plain in the default plan (default_id), after its plan's
+    code in any other (民生3, J2)."""
+    if plan is None or plan.id == default_id:
+        return str(number)
+    return f"{plan.code}{number}"
+
+
 def item_ref(session: Session, item: WorkItem) -> str:
     """How an item is written in chat and in messages: its number in the default plan,
     CODE+NUMBER in any other (民生3, J2), as a person would write it back."""
+    default = session.exec(_CURRENT_PLAN).first()
     plan = session.get(Plan, item.plan_id)
-    return f"{ref_prefix(session, plan) if plan is not None else ''}{item.number}"
+    return written_ref(plan, item.number, default.id if default is not None else None)
 
 
 def active_plans(session: Session) -> list[Plan]:

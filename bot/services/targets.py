@@ -48,7 +48,7 @@ def set_additive(
         session,
         actor=actor,
         action="target.additive",
-        item=item.number,
+        **audit.of_item(session, item),
         target=chosen.metric,
         additive=chosen.additive,
     )

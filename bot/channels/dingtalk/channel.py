@@ -419,8 +419,6 @@ class DingTalkChannel(EventHandling):
         self._init_handling(log, "DingTalk message", WORKERS)
         self._accepting = False
         self._runner: asyncio.Task[None] | None = None
-        self._to_store: list[tuple[Received, asyncio.Future[bool]]] = []
-        self._flusher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Check the app's credentials, hand over what was stored and not handled (in
@@ -477,7 +475,7 @@ class DingTalkChannel(EventHandling):
         self._spawn(event, stored)
         try:
             received = Received(event.update_id, event.chat_id, frame_payload(message))
-            stored.set_result(await self._store(received))
+            stored.set_result(await self._store(PLATFORM, received))
         except Exception as exc:
             self._refusals.refused(500, f"storing the message failed ({type(exc).__name__})")
             return AckMessage.STATUS_SYSTEM_EXCEPTION, None
@@ -485,29 +483,3 @@ class DingTalkChannel(EventHandling):
             if not stored.done():
                 stored.set_result(False)
         return AckMessage.STATUS_OK, None
-
-    async def _store(self, received: Received) -> bool:
-        """Store one frame, in one transaction with the frames that came while the store
-        before was in flight; whether it is new."""
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._to_store.append((received, done))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        return await done
-
-    async def _flush(self) -> None:
-        while self._to_store:
-            batch, self._to_store = self._to_store, []
-            try:
-                new = await self.core.store(PLATFORM, [received for received, _ in batch])
-            except Exception as exc:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(exc)
-                continue
-            seen: set[str] = set()
-            for (received, done), fresh in zip(batch, new, strict=True):
-                # a frame delivered twice in one batch is new once
-                if not done.done():
-                    done.set_result(fresh and received.update_key not in seen)
-                seen.add(received.update_key)

@@ -2,8 +2,9 @@
 
 Incoming: the official SDK's long connection (`longconn.py`, in a thread of its own) hands
 each event frame to this channel on Duban's loop. The channel reads the event
-(`events.py`), stores it in the inbox and only then lets the frame be acknowledged: what
-Feishu was told Duban has survives a crash. A redelivered event is stored once and handled
+(`events.py`), stores it in the inbox (with the events that came while the store before was in
+flight, in one transaction) and only then lets the frame be acknowledged: what Feishu was
+told Duban has survives a crash. A redelivered event is stored once and handled
 once. Each person's events are handled in the order they arrived (their handling is queued
 before the store, so a slow store cannot reorder them); events of different people at once,
 a few at a time. On start, what the inbox holds unhandled is handed over first, in order. An
@@ -105,8 +106,7 @@ class FeishuChannel(EventHandling):
         self._spawn(event, stored)  # its turn is kept from now on
         received = Received(event.update_id, event.chat_id, text)
         try:
-            (new,) = await self.core.store(PLATFORM, [received])
-            stored.set_result(new)
+            stored.set_result(await self._store(PLATFORM, received))
         except Exception as exc:
             self._refusals.refused(FAILED, f"storing the event failed ({type(exc).__name__})")
             return FAILED
