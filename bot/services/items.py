@@ -264,6 +264,8 @@ def latest_reports(
     plan did not).
     """
     statement = _latest_statement(session.get_bind().dialect.name)
+    if session.autoflush:
+        session.flush()  # a Core read: pending changes go first, as the ORM would do
     rows = session.connection().execute(statement, {"plan_id": plan.id, "as_of": as_of})
     latest: dict[int, ReportRow] = {}
     figure: dict[int, ReportRow] = {}
@@ -284,6 +286,7 @@ def _order(report: ReportRow) -> tuple[datetime, int]:
     return report.created_at, report.id
 
 
+@functools.cache
 def _target_values_statement() -> Any:
     base = (
         sa.select(
@@ -315,14 +318,15 @@ def _target_values_statement() -> Any:
     return sa.select(base).where(sa.or_(base.c.latest == 1, base.c.first == 1))
 
 
-_TARGET_VALUES: Any = _target_values_statement()
-
-
 def _target_values(
     session: Session, plan: Plan, as_of: datetime
 ) -> tuple[dict[int, dict[int, tuple[datetime, float]]], dict[int, tuple[datetime, float, int]]]:
     """Per target: each contact's latest value; and the first value with the count of values."""
-    rows = session.connection().execute(_TARGET_VALUES, {"plan_id": plan.id, "as_of": as_of})
+    if session.autoflush:
+        session.flush()  # a Core read: pending changes go first, as the ORM would do
+    rows = session.connection().execute(
+        _target_values_statement(), {"plan_id": plan.id, "as_of": as_of}
+    )
     latest: dict[int, dict[int, tuple[datetime, float]]] = defaultdict(dict)
     first: dict[int, tuple[datetime, float, int]] = {}
     for row in rows:
