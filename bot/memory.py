@@ -15,7 +15,7 @@ objects do not come from malloc at all, and each arena keeps its own free pages,
 kept the resident size 6 MB lower than without either, and flat.
 
 Python's cycle collector examines, in each full collection, every container object alive: for
-`duban run` the ~100,000 objects of its modules, classes and settings, which never become
+`duban run` the ~130,000 objects of its modules, classes and settings, which never become
 garbage. `settle` freezes what is alive once start-up is done (`gc.freeze`): full collections
 then examine only what came after (a full collection went from about 50 ms to a few; the digest
 at 1,000 items no longer pays for one every third build). Only what is alive at start-up is
