@@ -21,7 +21,7 @@ from bot.chat import ChatContext
 from bot.dates import read_typed_date
 from bot.i18n import UserError
 from bot.models import Assignment, AssignmentRole, Contact, WorkItem
-from bot.services import accounts, assignments, audit, contacts
+from bot.services import accounts, assignments, contacts
 from bot.services.items import plan_start
 from bot.templating import render
 
@@ -160,29 +160,12 @@ def deadline(ctx: ChatContext) -> None:
     new = _one_date(words)
     if new is None or not words.items:
         raise UserError("deadline.usage")
-    owners = assignments.assignees(ctx.session, [item.id or 0 for item in words.items])
     lines = []
-    for item in words.items:
-        old = item.deadline
-        item.deadline = new
-        ctx.audit(
-            "deadline",
-            **audit.of_item(ctx.session, item),
-            old=old.isoformat() if old else None,
-            new=new.isoformat(),
-        )
+    for item in words.items:  # the service audits it and tells the owners, as the CLI's does
+        assignments.set_deadline(ctx.session, item=item, deadline=new, actor=ctx.actor, now=ctx.now)
         lines.append(
             ctx.t("deadline.done", item=ctx.ref(item), title=item.title, deadline=new.isoformat())
         )
-        for person, _ in owners[item.id or 0]:
-            ctx.notify(
-                person,
-                "deadline.notice",
-                item_id=item.id,
-                item=ctx.ref(item),
-                title=item.title,
-                deadline=new.isoformat(),
-            )
     ctx.reply("\n".join(lines))
 
 

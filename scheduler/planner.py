@@ -31,7 +31,7 @@ from bot.models import Account, Assignment, Contact, Plan, Report, Role, Section
 from bot.outbox import Message, enqueue
 from bot.services.accounts import preferred
 from bot.services.items import item_views, standing
-from bot.services.plans import ref_prefix
+from bot.services.plans import default_plan_id, written_ref
 from bot.services.progress import StatusRules
 from bot.settings import Settings
 from scheduler.calendar import WorkCalendar
@@ -142,7 +142,7 @@ def load_state(
     """Read what planning needs (a fixed number of queries)."""
     assert plan.id is not None
     views = item_views(session, plan, now=now, tz=tz, rules=rules)
-    prefix = ref_prefix(session, plan)
+    default_id = default_plan_id(session)
     people: dict[int, Person] = {}
     # Plain rows, not entities: ten thousand contacts load several times faster this way.
     held: dict[int, dict[str, str]] = {}
@@ -155,7 +155,7 @@ def load_state(
         OpenItem(
             id=v.item.id or 0,
             number=v.item.number,
-            ref=f"{prefix}{v.item.number}",
+            ref=written_ref(plan, v.item.number, default_id),
             title=v.item.title,
             section_id=v.item.section_id,
             deadline=v.deadline,

@@ -116,3 +116,17 @@ async def test_audit_entries_name_the_plan_of_the_item(chat: Dialog) -> None:  #
         ("unassign", minsheng, 3),
         ("deadline", default, 3),
     ]
+
+
+async def test_a_deadline_in_chat_on_a_closed_plans_item_is_refused(chat: Dialog) -> None:  # noqa: F811
+    with Session(chat.app.engine) as session:
+        minsheng = next(p for p in plans.all_plans(session) if p.code.startswith("民生"))
+        before = plans.find_item(session, minsheng, "3").deadline
+        code = minsheng.code
+        plans.close_plan(session, minsheng, now=chat.clock(), actor="cli", unfinished=[])
+        session.commit()
+    answer = await chat.says_one(ZHAO, f"/deadline {code}3 2023-07-31")
+    assert "只读" in answer, answer
+    with Session(chat.app.engine) as session:
+        minsheng = next(p for p in plans.all_plans(session) if p.code.startswith("民生"))
+        assert plans.find_item(session, minsheng, "3").deadline == before

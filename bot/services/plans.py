@@ -75,11 +75,10 @@ def current_plan(session: Session) -> Plan:
     return plan
 
 
-def ref_prefix(session: Session, plan: Plan) -> str:
-    """What an item number of the plan is written after: nothing in the default plan, the
-    plan's code in any other (民生3, J2)."""
+def default_plan_id(session: Session) -> int | None:
+    """The default plan's id (None when there is no plan)."""
     default = session.exec(_CURRENT_PLAN).first()
-    return "" if default is not None and default.id == plan.id else plan.code
+    return default.id if default is not None else None
 
 
 def written_ref(plan: Plan | None, number: int, default_id: int | None) -> str:
@@ -93,9 +92,7 @@ def written_ref(plan: Plan | None, number: int, default_id: int | None) -> str:
 def item_ref(session: Session, item: WorkItem) -> str:
     """How an item is written in chat and in messages: its number in the default plan,
     CODE+NUMBER in any other (民生3, J2), as a person would write it back."""
-    default = session.exec(_CURRENT_PLAN).first()
-    plan = session.get(Plan, item.plan_id)
-    return written_ref(plan, item.number, default.id if default is not None else None)
+    return written_ref(session.get(Plan, item.plan_id), item.number, default_plan_id(session))
 
 
 def active_plans(session: Session) -> list[Plan]:
