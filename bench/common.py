@@ -139,9 +139,10 @@ def proc_status_mb(pid: int, field: str = "VmHWM") -> float:
     return float("nan")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+def cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """User + system CPU time a process (or one of its threads) has used."""
+    stat = Path(f"/proc/{pid}/task/{tid}/stat" if tid else f"/proc/{pid}/stat")
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -163,6 +164,13 @@ class Load:
     elapsed: float  # seconds until every reply was sent
     cpu: float  # CPU seconds the bot's process used meanwhile
     fake_cpu: float  # CPU seconds this process (the fake) used meanwhile
+    loop_cpu: float = 0.0  # of `cpu`, the bot's main thread (its event loop)
+
+    @property
+    def loop_ms(self) -> float:
+        """The bot's main thread's CPU milliseconds per message (the rest: its other threads,
+        the database lane's among them)."""
+        return self.loop_cpu / self.messages * 1000
 
     @property
     def rate(self) -> float:
@@ -208,6 +216,7 @@ def push_load(
 
     done = sent(fake) + messages
     cpu = cpu_seconds(pid)
+    loop_cpu = cpu_seconds(pid, pid)
     fake_cpu = cpu_seconds(os.getpid())
     start = time.perf_counter()
     for n in range(messages):
@@ -222,8 +231,9 @@ def push_load(
         raise
     elapsed = time.perf_counter() - start
     used = cpu_seconds(pid) - cpu
+    loop_used = cpu_seconds(pid, pid) - loop_cpu
     fake_used = cpu_seconds(os.getpid()) - fake_cpu
-    return Load(messages, pushed, elapsed, used, fake_used)
+    return Load(messages, pushed, elapsed, used, fake_used, loop_used)
 
 
 @dataclass

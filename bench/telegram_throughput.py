@@ -3,7 +3,8 @@
 5,000 progress replies from 200 officials go through the fake Bot API over loopback into
 `duban run` (its own process, SQLite file) and back; the same load goes to a bare PTB echo
 bot on the same fake server, in the same run. Prints both rates, their ratio (target >= 0.8),
-CPU per message, and Duban's peak RSS (target < 150 MB).
+CPU per message (the event loop's thread apart from the others: the database lane's), the
+echo bots' and Duban's idle RSS, and Duban's peak RSS (target < 150 MB).
 
     uv run python bench/telegram_throughput.py [--messages 5000] [--officials 200]
 """
@@ -52,7 +53,10 @@ def drive(
         lambda s: s.stats["sendMessage"],
         text_for=text_for,
     )
-    print(f"  cpu {load.cpu_ms:.2f} ms/msg, busy {load.busy:.0%} of one core")
+    print(
+        f"  cpu {load.cpu_ms:.2f} ms/msg (event loop thread {load.loop_ms:.2f}, other threads "
+        f"{load.cpu_ms - load.loop_ms:.2f}), busy {load.busy:.0%} of one core"
+    )
     return load.elapsed
 
 
@@ -67,6 +71,7 @@ def run_echo(server: FakeTelegram, messages: int, officials: int, transport: str
     try:
         polls = server.stats["getUpdates"]
         server.wait_until(lambda s: s.stats["getUpdates"] > polls + 1, timeout=30)
+        print(f"  echo bot RSS idle {proc_status_mb(proc.pid, 'VmRSS'):.1f} MB")
         return drive(server, messages, officials, lambda n, _o: f"echo {n}", proc.pid)
     finally:
         proc.terminate()

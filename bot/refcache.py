@@ -11,9 +11,9 @@ UPDATE typed at the psql prompt). An update reads the counter in its own transac
 its dedupe insert) and uses only entries read at that same value, so it never sees a row
 older than one it could have read itself.
 
-Cached objects are never handed out: each transaction gets its own copy merged into its
-session without a query (`Session.merge(load=False)`), so a handler may change it and the
-change is flushed as usual. What a transaction loads on a miss is cached only once it has
+Cached objects are never handed out: each transaction gets its own copy added to its
+session as a loaded row, without a query, so a handler may change it and the change is
+flushed as usual. What a transaction loads on a miss is cached only once it has
 committed.
 """
 
@@ -29,7 +29,6 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, SQLModel, col, select
 
 from bot.models import CACHED_TABLES, CacheVersion
@@ -116,9 +115,15 @@ def _json_columns(cls: type[SQLModel]) -> tuple[str, ...]:
     )
 
 
+@functools.cache
+def _column_keys(cls: type[SQLModel]) -> tuple[str, ...]:
+    """The model's column attributes."""
+    return tuple(attr.key for attr in sa.inspect(cls).column_attrs)
+
+
 def _column_values(obj: SQLModel) -> dict[str, Any]:
     """The row's column values, JSON ones copied."""
-    values = {attr.key: getattr(obj, attr.key) for attr in sa.inspect(type(obj)).column_attrs}
+    values = {key: getattr(obj, key) for key in _column_keys(type(obj))}
     for key in _json_columns(type(obj)):
         values[key] = copy.deepcopy(values[key])
     return values
@@ -150,17 +155,22 @@ def attach(session: Session, cached: M | None) -> M | None:
     """The session's own instance of a cached row, without a query.
 
     When the session holds the row already, that instance (with whatever the transaction did
-    to it) is the answer; otherwise a copy is merged in as if loaded, its JSON lists and dicts
-    copied so that changing them never reaches the cached row.
+    to it) is the answer; otherwise a copy is added as if loaded (its JSON lists and dicts
+    copied, so that changing them never reaches the cached row): what `Session.merge(load=
+    False)` did, without its walk over every attribute of every row (~0.03 ms a reply).
     """
     if cached is None:
         return None
-    held = session.identity_map.get(session.identity_key(instance=cached))
+    key = sa.inspect(cached).key
+    held = session.identity_map.get(key)
     if held is not None:
         return held
-    mine = session.merge(cached, load=False)
-    for key in _json_columns(type(cached)):
-        set_committed_value(mine, key, copy.deepcopy(getattr(cached, key)))
+    cls = type(cached)
+    values = {name: cached.__dict__[name] for name in _column_keys(cls)}
+    for name in _json_columns(cls):
+        values[name] = copy.deepcopy(values[name])
+    mine = detached_row(cls, values)
+    session.add(mine)
     return mine
 
 

@@ -20,7 +20,7 @@ from bot.chat import ChatContext, ChatCore
 from bot.events import IncomingMessage
 from bot.i18n import Translator
 from bot.models import CACHED_TABLES, Account, Assignment, AssignmentRole, Contact, Report, WorkItem
-from bot.refcache import MISSING, ReferenceCache, current_version
+from bot.refcache import MISSING, ReferenceCache, attach, current_version, detached_copy
 from bot.services import plans
 from bot.settings import Settings
 from handlers.registry import build_router
@@ -348,3 +348,40 @@ def test_without_the_counter_row_nothing_is_cached(core: ChatCore, engine: Engin
     assert "已记录 第9项" in say(core, ZHANG, "9 60%")
     assert "已记录 第9项" in say(core, ZHANG, "9 70%")
     assert core.cache.hits == 0
+
+
+def test_an_attached_copy_is_the_sessions_own_loaded_row(engine: Engine) -> None:
+    """`attach` hands a session its own instance of a cached row, as if loaded: no query, no
+    pending change, JSON lists not shared with the cache; a change to it is flushed; the
+    instance the session holds already is handed back as it is."""
+    seed(engine)
+    with Session(engine) as session:
+        loaded = session.exec(select(WorkItem).where(WorkItem.number == 9)).one()
+        loaded.lead_units = ["基础教育科"]
+        session.commit()
+        cached = detached_copy(loaded)
+    units, title = list(cached.lead_units), cached.title
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        with Session(engine) as session:
+            mine = attach(session, cached)
+            assert mine is not None and mine is not cached
+            assert mine in session and not session.dirty and not session.new
+            assert attach(session, cached) is mine
+            assert (mine.id, mine.title, mine.lead_units) == (cached.id, title, units)
+            assert not statements  # attached without a query
+            mine.lead_units.append("新单位")
+            assert cached.lead_units == units  # the cache's list is not the session's
+            mine.title = "改过的标题"
+            assert list(session.dirty) == [mine] and cached.title == title
+            session.commit()
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    with Session(engine) as session:
+        again = session.get(WorkItem, cached.id)
+        assert again is not None and again.title == "改过的标题"
