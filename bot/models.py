@@ -11,12 +11,25 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ConfigDict
 from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> datetime:
     """Return the current time, aware, in UTC."""
     return datetime.now(UTC)
+
+
+class Row(SQLModel):
+    """The base of every table: a row model whose pydantic validator is built when first needed.
+
+    Pydantic builds a validator and a serializer for every model as its class is made (~45 ms
+    for these tables, paid by every command and at every start), yet rows are loaded by
+    SQLAlchemy and table models are not validated when made; only a few code paths ever dump
+    one (`model_dump`), and pay for that model's build then, once.
+    """
+
+    model_config = ConfigDict(defer_build=True)  # type: ignore[assignment]
 
 
 class UTCDateTime(sa.types.TypeDecorator[datetime]):
@@ -92,7 +105,7 @@ class PlanKind(enum.StrEnum):
     tasks = "tasks"
 
 
-class Plan(SQLModel, table=True):
+class Plan(Row, table=True):
     """A work plan, as imported from its document, or the one list of 交办 tasks.
 
     Several are active at once; each has a short code that references may carry (民生3, J3).
@@ -114,7 +127,7 @@ class Plan(SQLModel, table=True):
     updated_at: datetime = _created()
 
 
-class Section(SQLModel, table=True):
+class Section(Row, table=True):
     """A top-level section of a plan (一、二、...)."""
 
     __table_args__ = (sa.UniqueConstraint("plan_id", "number"),)
@@ -127,7 +140,7 @@ class Section(SQLModel, table=True):
     leader_id: int | None = Field(default=None, foreign_key="contact.id", ondelete="SET NULL")
 
 
-class WorkItem(SQLModel, table=True):
+class WorkItem(Row, table=True):
     """A numbered work item: what people report on."""
 
     __tablename__ = "work_item"
@@ -155,7 +168,7 @@ class WorkItem(SQLModel, table=True):
     )
 
 
-class Target(SQLModel, table=True):
+class Target(Row, table=True):
     """A quantitative target of a work item."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -169,7 +182,7 @@ class Target(SQLModel, table=True):
     additive: bool = False
 
 
-class Contact(SQLModel, table=True):
+class Contact(Row, table=True):
     """A person Duban talks to: an official of a unit, a leader or an admin."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -180,7 +193,7 @@ class Contact(SQLModel, table=True):
     created_at: datetime = _created()
 
 
-class Account(SQLModel, table=True):
+class Account(Row, table=True):
     """A contact's account on one chat platform (bot/channels): one per platform and contact,
     and an account id belongs to one contact."""
 
@@ -196,7 +209,7 @@ class Account(SQLModel, table=True):
     created_at: datetime = _created()
 
 
-class Assignment(SQLModel, table=True):
+class Assignment(Row, table=True):
     """A contact's responsibility for a work item."""
 
     __table_args__ = (sa.UniqueConstraint("item_id", "contact_id"),)
@@ -209,7 +222,7 @@ class Assignment(SQLModel, table=True):
     created_at: datetime = _created()
 
 
-class Report(SQLModel, table=True):
+class Report(Row, table=True):
     """A progress report on a work item."""
 
     # The latest report per item (and per contact) as of a moment: the digest's main read;
@@ -234,7 +247,7 @@ class Report(SQLModel, table=True):
     created_at: datetime = _created()
 
 
-class TargetValue(SQLModel, table=True):
+class TargetValue(Row, table=True):
     """A value reported against one of an item's targets."""
 
     __tablename__ = "target_value"
@@ -245,7 +258,7 @@ class TargetValue(SQLModel, table=True):
     value: float
 
 
-class Outbox(SQLModel, table=True):
+class Outbox(Row, table=True):
     """A planned outgoing message: planned once, delivered at least once, recorded once."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -266,7 +279,7 @@ class Outbox(SQLModel, table=True):
     created_at: datetime = _created()
 
 
-class MessageLink(SQLModel, table=True):
+class MessageLink(Row, table=True):
     """A message the bot sent, so a reply to it can be tied back to its item."""
 
     __tablename__ = "message_link"
@@ -282,7 +295,7 @@ class MessageLink(SQLModel, table=True):
     created_at: datetime = _created()
 
 
-class InboxEntry(SQLModel, table=True):
+class InboxEntry(Row, table=True):
     """An incoming platform update, stored before the platform is told we have it (the 200
     of a callback, the polling offset), then handled from here exactly once.
 
@@ -303,7 +316,7 @@ class InboxEntry(SQLModel, table=True):
     handled_at: datetime | None = _ts(index=True)
 
 
-class Invite(SQLModel, table=True):
+class Invite(Row, table=True):
     """A one-time code that binds a chat account to a contact."""
 
     id: int | None = Field(default=None, primary_key=True)
@@ -314,7 +327,7 @@ class Invite(SQLModel, table=True):
     created_at: datetime = _created()
 
 
-class AuditLog(SQLModel, table=True):
+class AuditLog(Row, table=True):
     """Who did what: every admin action."""
 
     __tablename__ = "audit_log"
@@ -326,7 +339,7 @@ class AuditLog(SQLModel, table=True):
     detail: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
 
 
-class PendingChoice(SQLModel, table=True):
+class PendingChoice(Row, table=True):
     """A report waiting for its sender to pick which item it is about (one button per item)."""
 
     __tablename__ = "pending_choice"
@@ -339,7 +352,7 @@ class PendingChoice(SQLModel, table=True):
     resolved_at: datetime | None = _ts()
 
 
-class BindAttempt(SQLModel, table=True):
+class BindAttempt(Row, table=True):
     """A /start CODE attempt, kept to lock out guessing (five wrong codes: one hour)."""
 
     __tablename__ = "bind_attempt"
@@ -351,7 +364,7 @@ class BindAttempt(SQLModel, table=True):
     at: datetime = _created()
 
 
-class CacheVersion(SQLModel, table=True):
+class CacheVersion(Row, table=True):
     """One counter that database triggers bump on every change to contacts, plans, sections,
     items and assignments (by any process): what the chat core's reference cache checks."""
 
@@ -365,7 +378,7 @@ class CacheVersion(SQLModel, table=True):
 CACHED_TABLES = ("contact", "account", "plan", "section", "work_item", "assignment")
 
 
-class WebToken(SQLModel, table=True):
+class WebToken(Row, table=True):
     """A leaders' board credential: a one-time sign-in link sent in chat, or the session it
     started. Only the SHA-256 of the random token is stored, never the token itself."""
 
@@ -380,7 +393,7 @@ class WebToken(SQLModel, table=True):
     created_at: datetime = _created()
 
 
-class Evidence(SQLModel, table=True):
+class Evidence(Row, table=True):
     """A file kept as evidence (佐证材料) of an item: of one report, or of the item alone.
 
     The file lies under DATA_DIR/evidence by its SHA-256; `name` is what it is shown as (the
@@ -412,7 +425,7 @@ class Evidence(SQLModel, table=True):
     created_at: datetime = _created()
 
 
-class PendingVoice(SQLModel, table=True):
+class PendingVoice(Row, table=True):
     """What speech recognition made of a voice message, waiting for its sender to confirm it
     (确认 / 取消) before it is read as a report."""
 
