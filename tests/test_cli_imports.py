@@ -150,6 +150,37 @@ def test_listing_the_items_imports_only_the_database(
         assert loaded == ["sqlalchemy"], args
 
 
+def test_listing_the_items_builds_no_table_models_validator(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sample_plan: Path
+) -> None:
+    """Rows are loaded by SQLAlchemy: pydantic's validators of the table models are built only
+    where one is dumped or validated (`defer_build`), never for a read such as `duban items`;
+    and a model still dumps and validates when asked to."""
+    Cli(db_url, tmp_path, monkeypatch).ok("import", sample_plan)
+    proc = run_python(
+        """
+        import json, sys
+        from bot.cli import main
+        from bot.models import Row, WorkItem
+
+        sys.argv = ["duban", "items"]
+        try:
+            main()
+        except SystemExit as exc:
+            assert exc.code == 0, exc.code
+        tables = Row.__subclasses__()
+        built = sorted(t.__name__ for t in tables if t.__pydantic_complete__)
+        item = WorkItem.model_validate({"plan_id": 1, "section_id": 1, "number": 9, "label": "9",
+                                        "title": "t", "body": "b"})
+        print(json.dumps([len(tables), built, item.model_dump()["number"]]))
+        """,
+        cwd=tmp_path,
+        DATABASE_URL=db_url,
+    )
+    tables, built, number = json.loads(proc.stdout.splitlines()[-1])
+    assert tables == 20 and built == [] and number == 9
+
+
 def test_upgrading_a_database_at_head_does_not_import_alembic(db_url: str, tmp_path: Path) -> None:
     loaded = loaded_by_command("db", "upgrade", cwd=tmp_path, DATABASE_URL=db_url)
     assert "sqlalchemy" in loaded and "alembic" not in loaded
