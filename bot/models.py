@@ -23,10 +23,10 @@ def utcnow() -> datetime:
 class Row(SQLModel):
     """The base of every table: a row model whose pydantic validator is built when first needed.
 
-    Pydantic builds a validator and a serializer for every model as its class is made (~45 ms
-    for these tables, paid by every command and at every start), yet rows are loaded by
-    SQLAlchemy and table models are not validated when made; only a few code paths ever dump
-    one (`model_dump`), and pay for that model's build then, once.
+    Pydantic builds a validator and a serializer for every model as its class is made (about
+    15-20 ms for these tables, paid by every command and at every start), yet rows are loaded by
+    SQLAlchemy and table models are not validated when made; the few code paths that dump one
+    (`model_dump`) pay for that model's build then, once.
     """
 
     model_config = ConfigDict(defer_build=True)  # type: ignore[assignment]

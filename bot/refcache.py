@@ -122,8 +122,12 @@ def _column_keys(cls: type[SQLModel]) -> tuple[str, ...]:
 
 
 def _column_values(obj: SQLModel) -> dict[str, Any]:
-    """The row's column values, JSON ones copied."""
-    values = {key: getattr(obj, key) for key in _column_keys(type(obj))}
+    """The row's column values, JSON ones copied (read from the instance's dict, past the
+    attribute machinery, where loaded: on the chat's path every one is)."""
+    loaded = obj.__dict__
+    values = {
+        key: loaded[key] if key in loaded else getattr(obj, key) for key in _column_keys(type(obj))
+    }
     for key in _json_columns(type(obj)):
         values[key] = copy.deepcopy(values[key])
     return values
@@ -165,11 +169,7 @@ def attach(session: Session, cached: M | None) -> M | None:
     held = session.identity_map.get(key)
     if held is not None:
         return held
-    cls = type(cached)
-    values = {name: cached.__dict__[name] for name in _column_keys(cls)}
-    for name in _json_columns(cls):
-        values[name] = copy.deepcopy(values[name])
-    mine = detached_row(cls, values)
+    mine = detached_row(type(cached), _column_values(cached))
     session.add(mine)
     return mine
 
